@@ -1,0 +1,62 @@
+/**
+ * The one registry of error codes. A code is stable: it reaches the HTTP answer (`error`),
+ * the log line (`err.code`) and metric labels, so operators and nodes can match on it.
+ * Adding a code is fine; renaming one breaks users.
+ */
+export const ERROR_CODES = {
+  // Request level (the whole request is refused)
+  invalid_json: { status: 400, message: 'The body is not valid JSON' },
+  invalid_envelope: { status: 400, message: 'The body is not a valid batch envelope' },
+  body_too_large: { status: 413, message: 'The body is over the size limit' },
+  too_many_messages: { status: 413, message: 'The batch has more messages than allowed' },
+  unsupported_media_type: { status: 415, message: 'Unsupported Content-Type' },
+  unsupported_encoding: { status: 415, message: 'Unsupported Content-Encoding' },
+  invalid_encoding: { status: 400, message: 'The body could not be decompressed' },
+  unauthorized: { status: 401, message: 'Missing or invalid bearer token' },
+  not_found: { status: 404, message: 'No such endpoint' },
+  method_not_allowed: { status: 405, message: 'Method not allowed' },
+  request_timeout: { status: 408, message: 'The request took too long to arrive' },
+  storage_unavailable: { status: 503, message: 'The batch could not be stored; retry later' },
+  shutting_down: { status: 503, message: 'The server is shutting down; retry later' },
+  internal_error: { status: 500, message: 'Internal error' },
+  // Message level (one message is rejected, the rest of the batch is accepted)
+  message_not_object: { status: 400, message: 'The message is not a JSON object or string' },
+  message_too_deep: { status: 400, message: 'The message is nested deeper than allowed' },
+  // Sink level (never sent to clients as a request error; logged and counted)
+  sink_unavailable: { status: 503, message: 'The sink is unreachable' },
+  sink_timeout: { status: 503, message: 'The sink did not answer in time' },
+  sink_rejected: { status: 500, message: 'The sink refused the data for good' },
+  config_invalid: { status: 500, message: 'Invalid configuration' },
+  startup_failed: { status: 500, message: 'Start-up failed' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class MothershipError extends Error {
+  override readonly name = 'MothershipError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Seconds a client should wait before retrying (503/429 answers). */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
+    super(message ?? ERROR_CODES[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+}
+
+export function isMothershipError(err: unknown): err is MothershipError {
+  return err instanceof MothershipError;
+}
+
+/** A short, secret-free description of any thrown value, for logs and answers. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,32 @@
+import type { MothershipError } from '../lib/errors.js';
+import type { IngestEvent } from '../pipeline/event.js';
+
+export type SinkName = 'tsdb' | 'loki';
+
+/**
+ * What a sink says about one `send`. Sinks only classify; retrying, backoff and cursors live
+ * in shared code.
+ * - delivered: every event is stored (`written` new, `duplicates` already there from a retry).
+ * - retryable: nothing can be assumed stored; try again later (optionally after `retryAfterMs`).
+ * - rejected: the sink refuses these events for good (bad data, not a bad link).
+ */
+export type SendOutcome =
+  | { readonly kind: 'delivered'; readonly written: number; readonly duplicates: number }
+  | { readonly kind: 'retryable'; readonly error: MothershipError; readonly retryAfterMs?: number }
+  | { readonly kind: 'rejected'; readonly error: MothershipError };
+
+export interface SinkHealth {
+  readonly healthy: boolean;
+  /** Present when unhealthy: a short reason, free of secrets. */
+  readonly reason?: string;
+}
+
+export interface Sink {
+  readonly name: SinkName;
+  /** Connects, migrates, and whatever else must happen before the first send. Throws on failure. */
+  start(signal: AbortSignal): Promise<void>;
+  send(events: readonly IngestEvent[], signal: AbortSignal): Promise<SendOutcome>;
+  healthcheck(signal: AbortSignal): Promise<SinkHealth>;
+  /** Idempotent; releases connections. */
+  shutdown(): Promise<void>;
+}
