@@ -45,7 +45,24 @@ export interface ServerConfig {
   readonly maxDecompressedBytes: number;
   readonly maxMessagesPerBatch: number;
   readonly maxJsonDepth: number;
+  readonly maxInflightBytes: number;
   readonly shutdownTimeoutMs: number;
+  /** null: the admin endpoints are off. */
+  readonly adminToken: string | null;
+}
+
+export interface SpoolConfig {
+  readonly dir: string;
+  readonly maxBytes: number;
+  readonly fsync: boolean;
+  readonly segmentBytes: number;
+  readonly memoryBytes: number;
+}
+
+export interface DeliveryConfig {
+  readonly retryBudgetMs: number;
+  readonly deadLetterDir: string;
+  readonly deadLetterMaxBytes: number;
 }
 
 export interface Config {
@@ -53,6 +70,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel; readonly format: 'json' | 'console' };
   readonly devMode: boolean;
   readonly dataDir: string;
+  readonly spool: SpoolConfig;
+  readonly delivery: DeliveryConfig;
   readonly tsdb: TsdbConfig;
   readonly loki: LokiConfig;
 }

@@ -64,11 +64,26 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
       maxDecompressedBytes: num('MAX_DECOMPRESSED_BYTES'),
       maxMessagesPerBatch: num('MAX_MESSAGES_PER_BATCH'),
       maxJsonDepth: num('MAX_JSON_DEPTH'),
+      maxInflightBytes: num('MAX_INFLIGHT_BYTES'),
       shutdownTimeoutMs: num('SHUTDOWN_TIMEOUT_MS'),
+      adminToken: str('ADMIN_TOKEN'),
     },
     log: { level: toLogLevel(req('LOG_LEVEL')), format: req('LOG_FORMAT').toLowerCase() === 'json' ? 'json' : 'console' },
     devMode: bool('DEV_MODE'),
     dataDir,
+    spool: {
+      dir: path.resolve(cwd, str('SPOOL_DIR') ?? path.join(dataDir, 'spool')),
+      maxBytes: num('SPOOL_MAX_BYTES'),
+      fsync: req('SPOOL_FSYNC').toLowerCase() === 'always',
+      // Space is freed a whole segment at a time, so a segment is kept to a quarter of the spool at most.
+      segmentBytes: Math.min(num('SPOOL_SEGMENT_BYTES'), Math.max(64 * 1024, Math.floor(num('SPOOL_MAX_BYTES') / 4))),
+      memoryBytes: num('SPOOL_MEMORY_BYTES'),
+    },
+    delivery: {
+      retryBudgetMs: Math.round(num('RETRY_BUDGET_HOURS') * 3_600_000),
+      deadLetterDir: path.join(dataDir, 'deadletters'),
+      deadLetterMaxBytes: num('DEADLETTER_MAX_BYTES'),
+    },
     tsdb: {
       enabled: bool('TSDB_ENABLED'),
       mode: embedded ? 'embedded' : 'external',

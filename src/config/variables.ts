@@ -37,7 +37,17 @@ export const VARIABLES = [
   { name: 'MAX_DECOMPRESSED_BYTES', kind: int(1024, 4096 * MiB), default: String(64 * MiB), description: 'Largest body after gzip/deflate decompression; inflation stops at this size.' },
   { name: 'MAX_MESSAGES_PER_BATCH', kind: int(1, 10_000_000), default: '100000', description: 'Most messages accepted in one batch.' },
   { name: 'MAX_JSON_DEPTH', kind: int(2, 10_000), default: '64', description: 'Deepest nesting accepted inside one message; deeper messages are rejected alone.' },
-  { name: 'SHUTDOWN_TIMEOUT_MS', kind: int(0, 3_600_000), default: '15000', description: 'How long shutdown waits for in-flight requests before closing.' },
+  { name: 'MAX_INFLIGHT_BYTES', kind: int(1024 * 1024, 64 * 1024 * MiB), default: String(256 * MiB), description: 'Request bytes being received or processed at once; past it new batches get 503 + Retry-After (bounds memory).' },
+  { name: 'SHUTDOWN_TIMEOUT_MS', kind: int(0, 3_600_000), default: '15000', description: 'How long shutdown waits for in-flight requests and for sinks to drain the spool.' },
+  { name: 'ADMIN_TOKEN', kind: { type: 'string' }, secret: true, description: 'Bearer token for the /admin endpoints (spool, dead letters). Unset: the admin endpoints are off.' },
+  // Spool and delivery
+  { name: 'SPOOL_DIR', kind: { type: 'string' }, description: 'Folder of the durable spool (default: DATA_DIR/spool).' },
+  { name: 'SPOOL_MAX_BYTES', kind: int(1024 * 1024, 1024 * 1024 * MiB), default: String(1024 * MiB), description: 'Disk the spool may use; when full, /ingest answers 503 with Retry-After.' },
+  { name: 'SPOOL_FSYNC', kind: { type: 'enum', values: ['always', 'never'] }, default: 'always', description: '`always`: a batch is fdatasync\'d (group commit) before it is acknowledged; `never` leaves flushing to the OS (survives a process crash, not a power cut).' },
+  { name: 'SPOOL_SEGMENT_BYTES', kind: int(64 * 1024, 1024 * MiB), default: String(64 * MiB), description: 'Size at which the spool starts a new segment file.' },
+  { name: 'SPOOL_MEMORY_BYTES', kind: int(0, 16 * 1024 * MiB), default: String(64 * MiB), description: 'Recent spool records also kept in memory, so caught-up sinks never read them back from disk.' },
+  { name: 'RETRY_BUDGET_HOURS', kind: { type: 'number', min: 0.001, max: 87_600 }, default: '168', description: 'How long a sink keeps retrying an event before it goes to the dead letters.' },
+  { name: 'DEADLETTER_MAX_BYTES', kind: int(1024, 1024 * 1024 * MiB), default: String(256 * MiB), description: 'Disk the dead-letter files may use in all.' },
   // TimescaleDB / PostgreSQL
   { name: 'TSDB_ENABLED', kind: { type: 'boolean' }, default: 'true', description: 'Store events in PostgreSQL/TimescaleDB.' },
   { name: 'TSDB_URL', kind: { type: 'url' }, secret: true, description: 'Connection URL (postgres://user:pass@host:port/db). Overrides TSDB_HOST and friends.' },

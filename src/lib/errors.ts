@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   method_not_allowed: { status: 405, message: 'Method not allowed' },
   request_timeout: { status: 408, message: 'The request took too long to arrive' },
   storage_unavailable: { status: 503, message: 'The batch could not be stored; retry later' },
+  spool_full: { status: 503, message: 'The spool is full while sinks catch up; retry later' },
+  overloaded: { status: 503, message: 'Too much data in flight; retry later' },
   shutting_down: { status: 503, message: 'The server is shutting down; retry later' },
   internal_error: { status: 500, message: 'Internal error' },
   // Message level (one message is rejected, the rest of the batch is accepted)

@@ -1,0 +1,181 @@
+/**
+ * The load: `connections` keep-alive clients, each sending batches back-to-back, like a fleet
+ * of edge nodes flushing their spools at once. Rates count requests *completed* inside the
+ * measured window [warm-up end, end], so the window is exactly --duration seconds.
+ */
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BatchPool } from './batch-pool.js';
+
+export interface LoadTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly gzip: boolean;
+  readonly token: string | null;
+  readonly batchSize: number;
+  readonly connections: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+}
+
+/** Counts for one phase (warm-up + measured = all). */
+export interface Counts {
+  requests: number;
+  ok: number;
+  unavailable: number;
+  otherStatus: number;
+  networkErrors: number;
+  okMessages: number;
+}
+
+/** What the 200 answers said, summed; a healthy server reports written + duplicates = sent. */
+export interface AnswerTotals {
+  received: number;
+  written: number;
+  errors: number;
+  tsdbWritten: number;
+  tsdbDuplicates: number;
+  tsdbErrors: number;
+  unparsable: number;
+}
+
+export interface LoadResult {
+  /** performance.now() of the first send and of the last answer. */
+  readonly firstSendAt: number;
+  readonly lastDoneAt: number;
+  readonly measuredSeconds: number;
+  readonly measured: Counts;
+  readonly all: Counts;
+  /** Latencies (ms) of requests completed in the measured window, sorted ascending. */
+  readonly latenciesMs: Float64Array;
+  readonly answers: AnswerTotals;
+  /** Batch indices whose request did not get a 2xx (their messages are not "accepted"). */
+  readonly failedBatches: number[];
+  /** A few distinct non-2xx answers / errors, for the report. */
+  readonly samples: string[];
+  readonly aborted: boolean;
+}
+
+interface Reply { readonly status: number; readonly body: string; readonly retryAfter: string | undefined }
+
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_RETRY_AFTER_MS = 1_000;
+
+const newCounts = (): Counts => ({ requests: 0, ok: 0, unavailable: 0, otherStatus: 0, networkErrors: 0, okMessages: 0 });
+
+export async function runLoad(
+  target: LoadTarget,
+  pool: BatchPool,
+  signal: AbortSignal,
+  onSecond: (secondsIn: number, okMessagesThisSecond: number, all: Counts) => void,
+): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: target.connections });
+  const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+  if (target.gzip) headers['content-encoding'] = 'gzip';
+  if (target.token !== null) headers['authorization'] = `Bearer ${target.token}`;
+  const post = (body: Uint8Array): Promise<Reply> => new Promise((resolve, reject) => {
+    const req = http.request({ agent, host: target.host, port: target.port, path: '/ingest', method: 'POST',
+      headers: { ...headers, 'content-length': body.byteLength } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const ra = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), retryAfter: ra });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+
+  const all = newCounts();
+  const measured = newCounts();
+  const answers: AnswerTotals = { received: 0, written: 0, errors: 0, tsdbWritten: 0, tsdbDuplicates: 0, tsdbErrors: 0, unparsable: 0 };
+  const latencies: number[] = [];
+  const failedBatches: number[] = [];
+  const samples = new Set<string>();
+  const firstSendAt = performance.now();
+  const warmEnd = firstSendAt + target.warmupMs;
+  const endAt = warmEnd + target.durationMs;
+  let lastDoneAt = firstSendAt;
+  let secondOk = 0;
+  let seconds = 0;
+  const ticker = setInterval(() => { onSecond(++seconds, secondOk, all); secondOk = 0; }, 1000);
+
+  const count = (c: Counts, status: number | null, messages: number): void => {
+    c.requests++;
+    if (status === null) c.networkErrors++;
+    else if (status >= 200 && status < 300) { c.ok++; c.okMessages += messages; }
+    else if (status === 503) c.unavailable++;
+    else c.otherStatus++;
+  };
+
+  const client = async (): Promise<void> => {
+    while (!signal.aborted && performance.now() < endAt) {
+      const batch = await pool.next();
+      if (batch === null) return;
+      const t0 = performance.now();
+      let reply: Reply | null = null;
+      try { reply = await post(batch.body); } catch (err) {
+        if (samples.size < 5) samples.add(`network: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const t1 = performance.now();
+      const status = reply?.status ?? null;
+      const ok = status !== null && status >= 200 && status < 300;
+      count(all, status, target.batchSize);
+      if (t1 >= warmEnd && t1 <= endAt) { count(measured, status, target.batchSize); latencies.push(t1 - t0); }
+      lastDoneAt = Math.max(lastDoneAt, t1);
+      if (ok && reply !== null) {
+        secondOk += target.batchSize;
+        addAnswer(answers, reply.body);
+        continue;
+      }
+      failedBatches.push(batch.index);
+      if (reply !== null && samples.size < 5) samples.add(`${reply.status}: ${reply.body.slice(0, 200)}`);
+      // Back off like a node would: honour Retry-After (capped so the run stays bounded), and
+      // do not spin on a dead socket. The failed batch is not resent: it is simply not accepted.
+      const waitMs = Math.min(status === 503 || status === 429 ? retryAfterMs(reply?.retryAfter) : 100, endAt - performance.now());
+      if (waitMs > 0) await sleep(waitMs, undefined, { signal }).catch(() => undefined);
+    }
+  };
+  await Promise.all(Array.from({ length: target.connections }, client));
+  clearInterval(ticker);
+  agent.destroy();
+
+  // The window ends at the deadline, or earlier when the --messages cap ran out.
+  const measuredEnd = Math.min(endAt, performance.now());
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    firstSendAt, lastDoneAt,
+    measuredSeconds: Math.max(0, measuredEnd - warmEnd) / 1000,
+    measured, all, latenciesMs: sorted, answers, failedBatches, samples: [...samples], aborted: signal.aborted,
+  };
+}
+
+function addAnswer(t: AnswerTotals, body: string): void {
+  try {
+    const a = JSON.parse(body) as { received?: unknown; written?: unknown; errors?: unknown;
+      sink_results?: { tsdb?: { written?: unknown; duplicates?: unknown; errors?: unknown } } };
+    const n = (v: unknown): number => (typeof v === 'number' ? v : 0);
+    t.received += n(a.received);
+    t.written += n(a.written);
+    t.errors += n(a.errors);
+    t.tsdbWritten += n(a.sink_results?.tsdb?.written);
+    t.tsdbDuplicates += n(a.sink_results?.tsdb?.duplicates);
+    t.tsdbErrors += n(a.sink_results?.tsdb?.errors);
+  } catch {
+    t.unparsable++;
+  }
+}
+
+function retryAfterMs(header: string | undefined): number {
+  const seconds = Number(header);
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(MAX_RETRY_AFTER_MS, seconds * 1000) : MAX_RETRY_AFTER_MS;
+}
+
+/** Value at quantile q (0..1) of an ascending array; NaN when empty. */
+export function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
+}

@@ -1,0 +1,129 @@
+/**
+ * Bench options: flags win over BENCH_* environment variables, which win over defaults.
+ */
+import { parseArgs } from 'node:util';
+
+export interface BenchOptions {
+  /** Target an already-running mothership instead of starting one. */
+  readonly url: string | null;
+  readonly databaseUrl: string;
+  /** Schema of the events table; only chosen by the user with --url (otherwise a fresh bench_<ts>). */
+  readonly schema: string | null;
+  readonly batch: number;
+  readonly connections: number;
+  readonly duration: number;
+  readonly warmup: number;
+  readonly gzip: boolean;
+  readonly messages: number | null;
+  readonly env: Readonly<Record<string, string>>;
+  /** Bearer token for /ingest; defaults to the first of --env AUTH_TOKENS. */
+  readonly token: string | null;
+  readonly keep: boolean;
+  readonly json: boolean;
+  readonly copyBatch: number;
+  /** Messages/s the pre-generated pool is sized for; a faster run tops up in a worker. */
+  readonly pregenRate: number;
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+  --url URL             bench a running mothership (loopback only); needs --database-url
+  --database-url URL    PostgreSQL for the server and the checks   [BENCH_DATABASE_URL, postgres://postgres@127.0.0.1:5432/test]
+  --schema NAME         with --url: schema of its events table      [BENCH_SCHEMA, public]
+  --batch N             messages per request                        [BENCH_BATCH, 100]
+  --connections N       concurrent keep-alive clients               [BENCH_CONNECTIONS, 32]
+  --duration S          measured seconds                            [BENCH_DURATION, 15]
+  --warmup S            seconds sent before measuring               [BENCH_WARMUP, 2]
+  --gzip | --no-gzip    Content-Encoding: gzip                      [BENCH_GZIP, on]
+  --messages N          stop after N messages (rounded up to whole batches)   [BENCH_MESSAGES]
+  --env KEY=VALUE       extra server environment, repeatable (e.g. --env SPOOL_FSYNC=false)
+  --token T             bearer token for /ingest [BENCH_TOKEN, first of --env AUTH_TOKENS]
+  --keep                keep the bench schemas and the server's data folder
+  --json                print the report as JSON on stdout (progress goes to stderr)
+  --copy-batch N        rows per COPY in the ceiling                [BENCH_COPY_BATCH, 10000]
+  --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 20000]`;
+
+export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      'database-url': { type: 'string' },
+      schema: { type: 'string' },
+      batch: { type: 'string' },
+      connections: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      gzip: { type: 'boolean' },
+      'no-gzip': { type: 'boolean' },
+      messages: { type: 'string' },
+      env: { type: 'string', multiple: true },
+      token: { type: 'string' },
+      keep: { type: 'boolean' },
+      json: { type: 'boolean' },
+      'copy-batch': { type: 'string' },
+      'pregen-rate': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return 'help';
+  const pick = (flag: string | undefined, name: string): string | undefined => flag ?? nonEmpty(env[`BENCH_${name}`]);
+  const num = (flag: string | undefined, name: string, def: number | null, min: number, max: number): number | null => {
+    const raw = pick(flag, name);
+    if (raw === undefined) return def;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name.toLowerCase().replace('_', '-')}: expected a number in ${min}..${max}, got "${raw}"`);
+    return n;
+  };
+  const req = (v: number | null): number => v ?? 0;
+
+  const url = pick(values.url, 'URL') ?? null;
+  if (url !== null) {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) {
+      throw new Error(`--url: the bench only sends to a loopback http:// address, got ${url}`);
+    }
+  }
+  const extra: Record<string, string> = {};
+  for (const kv of values.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--env: expected KEY=VALUE, got "${kv}"`);
+    extra[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const gzipEnv = pick(undefined, 'GZIP');
+  const gzip = values['no-gzip'] === true ? false : values.gzip === true ? true : gzipEnv === undefined ? true : !/^(0|false|no|off)$/i.test(gzipEnv);
+  const schema = pick(values.schema, 'SCHEMA') ?? (url !== null ? 'public' : null);
+
+  return Object.freeze({
+    url,
+    databaseUrl: pick(values['database-url'], 'DATABASE_URL') ?? 'postgres://postgres@127.0.0.1:5432/test',
+    schema,
+    batch: Math.floor(req(num(values.batch, 'BATCH', 100, 1, 100_000))),
+    connections: Math.floor(req(num(values.connections, 'CONNECTIONS', 32, 1, 4096))),
+    duration: req(num(values.duration, 'DURATION', 15, 0.1, 3600)),
+    warmup: req(num(values.warmup, 'WARMUP', 2, 0, 600)),
+    gzip,
+    messages: num(values.messages, 'MESSAGES', null, 1, 1e9),
+    env: Object.freeze(extra),
+    token: pick(values.token, 'TOKEN') ?? extra['AUTH_TOKENS']?.split(',')[0]?.trim() ?? null,
+    keep: values.keep === true,
+    json: values.json === true,
+    copyBatch: Math.floor(req(num(values['copy-batch'], 'COPY_BATCH', 10_000, 1, 1_000_000))),
+    pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 20_000, 100, 10_000_000)),
+  });
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+/** Hides the password of a postgres URL for printing. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

@@ -1,0 +1,201 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config, PgConnection } from './config/config.js';
+import { DeadLetterStore } from './deadletter/store.js';
+import { healthReport } from './delivery/health-report.js';
+import { SinkWorker } from './delivery/sink-worker.js';
+import { BearerAuth } from './http/auth.js';
+import { InflightBudget } from './http/inflight-budget.js';
+import { buildHttpServer } from './http/server.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import { MothershipError } from './lib/errors.js';
+import { VERSION } from './lib/version.js';
+import { Ingestor } from './pipeline/ingest.js';
+import { SinkHealthMonitor } from './sinks/health-monitor.js';
+import type { Sink, SinkName } from './sinks/sink.js';
+import { StartGate } from './sinks/start-gate.js';
+import { startEmbeddedPostgres } from './sinks/tsdb/embedded.js';
+import { createTsdbSink } from './sinks/tsdb/sink.js';
+import { Spool } from './spool/spool.js';
+import type { Logger } from './telemetry/logger.js';
+
+export interface AppDeps {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly random?: () => number;
+}
+
+/** One enabled sink and how the app drives it. */
+export interface SinkSetup {
+  readonly sink: Sink;
+  /** Records delivered concurrently. */
+  readonly window: number;
+  /** How long an /ingest answer waits for this sink before saying `queued` (0: never). */
+  readonly waitMs: number;
+  readonly describe?: () => Readonly<Record<string, unknown>>;
+}
+
+export interface App {
+  readonly http: FastifyInstance;
+  readonly spool: Spool;
+  readonly workers: readonly SinkWorker[];
+  /** Listens on the configured host/port; resolves with the bound address (e.g. http://127.0.0.1:8080). */
+  listen(): Promise<string>;
+  /** Graceful and idempotent: refuse new batches, finish in-flight requests, drain sinks, close everything. */
+  close(): Promise<void>;
+}
+
+type Cleanup = () => Promise<void>;
+
+/**
+ * Builds the mothership from its config: resources first (embedded PostgreSQL), then sinks,
+ * spool, delivery workers and the HTTP server. Nothing global: a test can build several apps
+ * in one process.
+ */
+export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  const cleanups: Cleanup[] = [];
+  try {
+    const setups: SinkSetup[] = [];
+    if (config.tsdb.enabled) {
+      const connection = await tsdbConnection(config, deps.logger, cleanups);
+      const tsdb = createTsdbSink(config.tsdb, connection, deps.logger);
+      setups.push({ sink: new StartGate(tsdb, deps.logger), window: config.tsdb.poolMax, waitMs: config.tsdb.writeTimeoutMs, describe: () => tsdb.describe() });
+    }
+    if (config.loki.enabled) {
+      throw new MothershipError('config_invalid', 'LOKI_ENABLED: the Loki sink is not part of this release yet; unset LOKI_ENABLED');
+    }
+    return await assembleApp(config, deps, setups, cleanups);
+  } catch (err) {
+    await runCleanups(cleanups, deps.logger);
+    throw err;
+  }
+}
+
+/** The app around a given set of sinks (tests pass in-memory ones). Takes ownership of `cleanups`. */
+export async function assembleApp(config: Config, deps: AppDeps, setups: readonly SinkSetup[], cleanups: Cleanup[] = []): Promise<App> {
+  const { logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  if (setups.length === 0) throw new MothershipError('config_invalid', 'No sink is enabled: set TSDB_ENABLED=true or LOKI_ENABLED=true');
+  const sinks = setups.map((s) => s.sink);
+  for (const sink of sinks) {
+    cleanups.unshift(() => sink.shutdown());
+    await sink.start(AbortSignal.timeout(120_000));
+  }
+  const names = sinks.map((s) => s.name);
+  const spool = await Spool.open({ ...config.spool, sinks: names, logger, now: () => clock.now() });
+  if (spool.recovery.tornBytes > 0 || spool.recovery.quarantined.length > 0) {
+    logger.warn({ tornBytes: spool.recovery.tornBytes, quarantined: spool.recovery.quarantined }, 'spool recovered from a crash');
+  }
+  const deadLetters = await DeadLetterStore.open(config.delivery.deadLetterDir, config.delivery.deadLetterMaxBytes, names, logger);
+  const workers = setups.map(
+    (s) =>
+      new SinkWorker(s.sink, spool, deadLetters, logger.child({ sink: s.sink.name }), {
+        window: s.window,
+        retryBudgetMs: config.delivery.retryBudgetMs,
+        backoff: { baseMs: 250, maxMs: 60_000 },
+        circuit: { failureThreshold: 5, openMs: 1_000, maxOpenMs: 60_000 },
+        now: () => clock.now(),
+        random: deps.random ?? Math.random,
+      }),
+  );
+  for (const w of workers) {
+    w.start();
+    const backlog = spool.backlogOf(w.sink.name);
+    if (backlog.events > 0) logger.info({ sink: w.sink.name, events: backlog.events, bytes: backlog.bytes }, 'delivering spooled backlog');
+  }
+
+  let accepting = true;
+  const isAccepting = (): boolean => accepting;
+  const monitor = new SinkHealthMonitor(sinks, clock);
+  const details: Partial<Record<SinkName, () => Readonly<Record<string, unknown>>>> = {};
+  for (const s of setups) if (s.describe !== undefined) details[s.sink.name] = s.describe;
+  const http = buildHttpServer({
+    server: config.server,
+    logger,
+    auth: new BearerAuth(config.server.authTokens),
+    ingestor: new Ingestor(spool, workers, { ...config.server, waitMs: Object.fromEntries(setups.map((s) => [s.sink.name, s.waitMs])) }),
+    clock,
+    inflight: new InflightBudget(config.server.maxInflightBytes),
+    version: VERSION,
+    enabledSinks: names,
+    isAccepting,
+    health: () => healthReport({ clock, spool, workers, monitor, deadLetters, isAccepting, fsync: config.spool.fsync, details }),
+    admin: config.server.adminToken === null ? null : { auth: new BearerAuth([config.server.adminToken]), spool, workers, deadLetters },
+  });
+
+  let closing: Promise<void> | null = null;
+  return {
+    http,
+    spool,
+    workers,
+    async listen() {
+      const address = await http.listen({ host: config.server.host, port: config.server.port });
+      logger.info({ address, sinks: names, auth: config.server.authTokens.length > 0, spool: config.spool.dir }, 'mothership listening');
+      return address;
+    },
+    close() {
+      closing ??= (async () => {
+        accepting = false;
+        const deadline = clock.now() + config.server.shutdownTimeoutMs;
+        try {
+          await closeHttp(http, config.server.shutdownTimeoutMs, logger);
+          const remaining = Math.max(0, deadline - clock.now());
+          await Promise.all(workers.map((w) => w.drainAndStop(remaining)));
+          for (const w of workers) {
+            const backlog = spool.backlogOf(w.sink.name);
+            if (backlog.events > 0) logger.warn({ sink: w.sink.name, events: backlog.events }, 'stopping with undelivered events; they stay in the spool for the next start');
+          }
+          await spool.close();
+        } finally {
+          await runCleanups(cleanups, logger);
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+async function tsdbConnection(config: Config, logger: Logger, cleanups: Cleanup[]): Promise<PgConnection> {
+  if (config.tsdb.mode === 'external') return config.tsdb.connection;
+  const embedded = await startEmbeddedPostgres(
+    {
+      dataDir: config.tsdb.embedded.dataDir,
+      port: config.tsdb.embedded.port,
+      database: config.tsdb.connection.database,
+      user: config.tsdb.connection.user,
+      password: config.tsdb.connection.password,
+    },
+    logger,
+  );
+  cleanups.push(() => embedded.stop());
+  const c = embedded.connection;
+  logger.info(
+    { dataDir: config.tsdb.embedded.dataDir, psql: `psql -h ${c.host} -p ${c.port} -U ${c.user} ${c.database}` },
+    'embedded PostgreSQL is running; the password is TSDB_PASSWORD (default "edgebot")',
+  );
+  return c;
+}
+
+/** Waits for in-flight requests up to the deadline, then cuts the remaining connections. */
+async function closeHttp(http: FastifyInstance, timeoutMs: number, logger: Logger): Promise<void> {
+  const timer = setTimeout(() => {
+    logger.warn({ timeoutMs }, 'shutdown deadline reached; closing open connections');
+    http.server.closeAllConnections();
+  }, timeoutMs);
+  timer.unref();
+  try {
+    http.server.closeIdleConnections();
+    await http.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function runCleanups(cleanups: Cleanup[], logger: Logger): Promise<void> {
+  for (const cleanup of cleanups.splice(0)) {
+    try {
+      await cleanup();
+    } catch (err) {
+      logger.error({ err: { message: (err as Error).message } }, 'error during shutdown');
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import type { DeadLetterStore } from '../deadletter/store.js';
+import type { Clock } from '../lib/clock.js';
+import type { SinkHealthMonitor } from '../sinks/health-monitor.js';
+import type { SinkName } from '../sinks/sink.js';
+import type { Spool } from '../spool/spool.js';
+import type { SinkWorker } from './sink-worker.js';
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface SinkHealthView {
+  healthy: boolean;
+  enabled: boolean;
+  reason?: string;
+  circuit?: string;
+  backlog_events?: number;
+  backlog_bytes?: number;
+  oldest_undelivered_age_seconds?: number;
+  dead_letters?: number;
+  details?: Readonly<Record<string, unknown>>;
+}
+
+export interface HealthBody {
+  status: HealthStatus;
+  timestamp: number;
+  healthy: boolean;
+  sinks: Partial<Record<SinkName, SinkHealthView>>;
+  enabled_sinks: SinkName[];
+  spool: { bytes: number; max_bytes: number; full: boolean; segments: number; fsync: boolean };
+  reason?: string;
+}
+
+export interface HealthReportDeps {
+  readonly clock: Clock;
+  readonly spool: Spool;
+  readonly workers: readonly SinkWorker[];
+  readonly monitor: SinkHealthMonitor;
+  readonly deadLetters: DeadLetterStore;
+  readonly isAccepting: () => boolean;
+  readonly fsync: boolean;
+  /** Non-secret facts about each sink (mode, target), shown under `details`. */
+  readonly details: Readonly<Partial<Record<SinkName, () => Readonly<Record<string, unknown>>>>>;
+}
+
+const ALL_SINKS: readonly SinkName[] = ['tsdb', 'loki'];
+/** Below this much free spool, /health says it cannot accept (a typical batch would not fit). */
+const SPOOL_HEADROOM_BYTES = 1024 * 1024;
+
+/**
+ * The /health body in the seed's shape. `healthy`: everything works. `degraded` (still 200): a
+ * sink is failing but batches are spooled. `unhealthy` (503): batches cannot be accepted now
+ * (spool full, or shutting down).
+ */
+export async function healthReport(deps: HealthReportDeps): Promise<HealthBody> {
+  const checks = await deps.monitor.statuses();
+  const sinks: Partial<Record<SinkName, SinkHealthView>> = {};
+  for (const name of ALL_SINKS) sinks[name] = { healthy: false, enabled: false };
+  let allHealthy = true;
+  for (const worker of deps.workers) {
+    const name = worker.sink.name;
+    const status = worker.status();
+    const check = checks.find((c) => c.name === name);
+    const backlog = deps.spool.backlogOf(name);
+    const healthy = status.healthy && (check?.health.healthy ?? false);
+    allHealthy &&= healthy;
+    const view: SinkHealthView = {
+      healthy,
+      enabled: true,
+      circuit: status.circuit,
+      backlog_events: backlog.events,
+      backlog_bytes: backlog.bytes,
+      oldest_undelivered_age_seconds: Math.round(status.oldestUndeliveredAgeMs / 1000),
+      dead_letters: deps.deadLetters.count(name),
+    };
+    const reason = check?.health.healthy === false ? check.health.reason : status.lastError;
+    if (!healthy && reason !== undefined && reason !== null) view.reason = reason;
+    const details = deps.details[name]?.();
+    if (details !== undefined) view.details = details;
+    sinks[name] = view;
+  }
+  const spoolBytes = deps.spool.totalBytes;
+  const full = spoolBytes + SPOOL_HEADROOM_BYTES > deps.spool.maxBytes;
+  const accepting = deps.isAccepting();
+  const status: HealthStatus = !accepting || full ? 'unhealthy' : allHealthy ? 'healthy' : 'degraded';
+  const body: HealthBody = {
+    status,
+    timestamp: Math.floor(deps.clock.now() / 1000),
+    healthy: status !== 'unhealthy',
+    sinks,
+    enabled_sinks: deps.workers.map((w) => w.sink.name),
+    spool: { bytes: spoolBytes, max_bytes: deps.spool.maxBytes, full, segments: deps.spool.segments().length, fsync: deps.fsync },
+  };
+  if (!accepting) body.reason = 'shutting down';
+  else if (full) body.reason = 'spool full: sinks are behind; batches are refused with 503 until they catch up';
+  else if (!allHealthy) body.reason = 'a sink is failing; batches are spooled and will be delivered when it recovers';
+  return body;
+}

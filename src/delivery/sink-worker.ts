@@ -1,0 +1,289 @@
+import type { DeadLetterStore } from '../deadletter/store.js';
+import { MothershipError } from '../lib/errors.js';
+import { deliverIsolating, type PoisonEvent } from '../sinks/deliver.js';
+import type { Sink } from '../sinks/sink.js';
+import { SINK_BITS, type Spool } from '../spool/spool.js';
+import type { SpoolRecord } from '../spool/spool-reader.js';
+import type { Logger } from '../telemetry/logger.js';
+import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
+import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit-breaker.js';
+
+export interface WorkerOptions {
+  /** Records delivered concurrently (at most one send each). */
+  readonly window: number;
+  /** An event still undelivered this long after it was received is dead-lettered. */
+  readonly retryBudgetMs: number;
+  readonly backoff: BackoffPolicy;
+  readonly circuit: CircuitOptions;
+  readonly now: () => number;
+  readonly random: () => number;
+}
+
+/** What one record's delivery to this sink came to. */
+export interface RecordOutcome {
+  readonly written: number;
+  readonly duplicates: number;
+  readonly poison: readonly PoisonEvent[];
+}
+
+export interface WorkerStatus {
+  readonly circuit: CircuitState;
+  readonly healthy: boolean;
+  readonly lastError: string | null;
+  readonly inFlight: number;
+  /** ms since the oldest event not yet delivered was received; 0 when caught up. */
+  readonly oldestUndeliveredAgeMs: number;
+}
+
+const RECENT_OUTCOMES = 4096;
+
+/**
+ * Delivers one sink's share of the spool, in seq order, from that sink's cursor: a window of
+ * records in flight, each retried with jittered backoff behind a circuit breaker until it is
+ * stored, refused for good (dead letters) or out of retry budget (dead letters). The cursor only
+ * moves over records that are finished, so a crash or a stop can only cause resends.
+ */
+export class SinkWorker {
+  private readonly breaker: CircuitBreaker;
+  private readonly bit: number;
+  private readonly stop = new AbortController();
+  private readonly inFlight = new Map<number, { receivedAtMs: number; done: Promise<void> }>();
+  private readonly finished = new Map<number, { events: number; bytes: number }>();
+  private readonly waiters = new Map<number, Array<(o: RecordOutcome) => void>>();
+  private readonly recent = new Map<number, RecordOutcome>();
+  private acked: number;
+  private lastError: string | null = null;
+  private loop: Promise<void> | null = null;
+  private drainTarget = Number.POSITIVE_INFINITY;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    readonly sink: Sink,
+    private readonly spool: Spool,
+    private readonly deadLetters: DeadLetterStore,
+    private readonly logger: Logger,
+    private readonly options: WorkerOptions,
+  ) {
+    this.breaker = new CircuitBreaker(options.circuit, options.now);
+    this.bit = SINK_BITS[sink.name];
+    this.acked = spool.ackedSeq(sink.name);
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((err: unknown) => {
+      this.lastError = (err as Error).message;
+      this.logger.fatal({ sink: this.sink.name, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'sink worker stopped on an unexpected error');
+    });
+  }
+
+  /**
+   * Waits up to `timeoutMs` for the record `seq` to be finished by this sink; null when it is
+   * still queued (it will be delivered later, from the spool).
+   */
+  waitFor(seq: number, timeoutMs: number): Promise<RecordOutcome | null> {
+    const known = this.recent.get(seq);
+    if (known !== undefined) return Promise.resolve(known);
+    if (seq <= this.acked) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const list = this.waiters.get(seq) ?? [];
+      const onDone = (o: RecordOutcome): void => {
+        clearTimeout(timer);
+        resolve(o);
+      };
+      const timer = setTimeout(() => {
+        const current = this.waiters.get(seq);
+        if (current !== undefined) {
+          const rest = current.filter((w) => w !== onDone);
+          if (rest.length === 0) this.waiters.delete(seq);
+          else this.waiters.set(seq, rest);
+        }
+        resolve(null);
+      }, timeoutMs);
+      list.push(onDone);
+      this.waiters.set(seq, list);
+    });
+  }
+
+  status(): WorkerStatus {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const f of this.inFlight.values()) oldest = Math.min(oldest, f.receivedAtMs);
+    const circuit = this.breaker.state;
+    return {
+      circuit,
+      healthy: circuit === 'closed' && this.lastError === null,
+      lastError: this.lastError,
+      inFlight: this.inFlight.size,
+      oldestUndeliveredAgeMs: Number.isFinite(oldest) ? Math.max(0, this.options.now() - oldest) : 0,
+    };
+  }
+
+  /**
+   * Delivers what is in the spool now, for at most `timeoutMs`, then abandons in-flight sends.
+   * Unfinished records stay in the spool for the next start.
+   */
+  async drainAndStop(timeoutMs: number): Promise<void> {
+    this.drainTarget = this.spool.durableSeq;
+    this.wake?.();
+    const timer = setTimeout(() => this.stop.abort(), timeoutMs);
+    timer.unref();
+    try {
+      await this.loop;
+    } finally {
+      clearTimeout(timer);
+      this.stop.abort();
+    }
+  }
+
+  private async run(): Promise<void> {
+    const reader = this.spool.reader(this.sink.name);
+    const signal = this.stop.signal;
+    const stopped = aborted(signal);
+    try {
+      while (!signal.aborted) {
+        if (reader.next > this.drainTarget) break;
+        if (this.inFlight.size >= this.options.window) {
+          await Promise.race([...[...this.inFlight.values()].map((f) => f.done), stopped]);
+          continue;
+        }
+        const record = await this.readNext(reader, signal);
+        if (record === null) continue;
+        if ((record.targets & this.bit) === 0 || record.events.length === 0) {
+          if (record.decodeError !== undefined) this.logger.error({ sink: this.sink.name, seq: record.seq, reason: record.decodeError }, 'skipping an unreadable spool record');
+          this.finish(record, { written: 0, duplicates: 0, poison: [] }, 0);
+          continue;
+        }
+        const receivedAtMs = record.events[0]?.receivedAtMs ?? this.options.now();
+        const done = this.deliver(record, signal);
+        this.inFlight.set(record.seq, { receivedAtMs, done });
+      }
+      await Promise.all([...this.inFlight.values()].map((f) => f.done));
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /** Reads the next record, waking early when a drain target is set while idle. */
+  private async readNext(reader: ReturnType<Spool['reader']>, signal: AbortSignal): Promise<SpoolRecord | null> {
+    const idle = new AbortController();
+    const onAbort = (): void => idle.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.wake = onAbort;
+    try {
+      return await reader.read(idle.signal);
+    } finally {
+      this.wake = null;
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async deliver(record: SpoolRecord, signal: AbortSignal): Promise<void> {
+    const firstAttemptMs = this.options.now();
+    let attempt = 0;
+    try {
+      while (!signal.aborted) {
+        const wait = this.breaker.waitMs();
+        if (wait > 0) {
+          await sleep(wait, signal);
+          continue;
+        }
+        const result = await deliverGuarded(this.sink, record.events, signal);
+        if (result.kind === 'delivered') {
+          this.breaker.success();
+          this.lastError = null;
+          if (result.poison.length > 0 && !(await this.deadLetterSafely(record, result.poison, firstAttemptMs, ''))) {
+            await sleep(backoffDelay(this.options.backoff, attempt++, this.options.random), signal);
+            continue;
+          }
+          this.finish(record, { written: result.written, duplicates: result.duplicates, poison: result.poison }, record.events.length);
+          return;
+        }
+        if (signal.aborted) return;
+        this.breaker.failure();
+        this.noteFailure(result.error, record);
+        const ageMs = this.options.now() - (record.events[0]?.receivedAtMs ?? firstAttemptMs);
+        if (ageMs > this.options.retryBudgetMs) {
+          const poison = record.events.map((_, position) => ({ position, error: result.error }));
+          if (await this.deadLetterSafely(record, poison, firstAttemptMs, `retry budget exhausted after ${Math.round(ageMs / 1000)} s: `)) {
+            this.finish(record, { written: 0, duplicates: 0, poison }, record.events.length);
+            return;
+          }
+        }
+        await sleep(backoffDelay(this.options.backoff, attempt++, this.options.random, result.retryAfterMs), signal);
+      }
+    } finally {
+      this.inFlight.delete(record.seq);
+    }
+  }
+
+  private noteFailure(error: MothershipError, record: SpoolRecord): void {
+    const first = this.lastError === null;
+    this.lastError = error.message;
+    const fields = { sink: this.sink.name, seq: record.seq, err: { code: error.code, message: error.message }, circuit: this.breaker.state };
+    // One warning when a sink starts failing, then debug: an outage must not flood the log.
+    if (first) this.logger.warn(fields, 'sink delivery failing; events stay in the spool');
+    else this.logger.debug(fields, 'sink delivery retry failed');
+  }
+
+  /** False when the dead letters could not be written: the record is then retried, never dropped. */
+  private async deadLetterSafely(record: SpoolRecord, poison: readonly PoisonEvent[], firstAttemptMs: number, prefix: string): Promise<boolean> {
+    try {
+      await this.deadLetter(record, poison, firstAttemptMs, prefix);
+      return true;
+    } catch (err) {
+      this.lastError = `dead-letter write failed: ${(err as Error).message}`;
+      this.logger.error({ sink: this.sink.name, seq: record.seq, err: { message: (err as Error).message } }, 'could not write dead letters; will retry the record');
+      return false;
+    }
+  }
+
+  private async deadLetter(record: SpoolRecord, poison: readonly PoisonEvent[], firstAttemptMs: number, prefix: string): Promise<void> {
+    const now = this.options.now();
+    const entries = [];
+    for (const p of poison) {
+      const event = record.events[p.position];
+      if (event !== undefined) entries.push({ event, code: p.error.code, reason: prefix + p.error.message, firstAttemptMs, lastAttemptMs: now });
+    }
+    await this.deadLetters.add(this.sink.name, entries);
+    this.logger.warn({ sink: this.sink.name, seq: record.seq, events: entries.length, reason: entries[0]?.reason }, 'events moved to dead letters');
+  }
+
+  private finish(record: SpoolRecord, outcome: RecordOutcome, events: number): void {
+    this.finished.set(record.seq, { events, bytes: (record.targets & this.bit) === 0 ? 0 : record.bytes });
+    this.recent.set(record.seq, outcome);
+    if (this.recent.size > RECENT_OUTCOMES) {
+      const oldest = this.recent.keys().next();
+      if (oldest.done !== true) this.recent.delete(oldest.value);
+    }
+    for (const w of this.waiters.get(record.seq) ?? []) w(outcome);
+    this.waiters.delete(record.seq);
+    let doneEvents = 0;
+    let bytes = 0;
+    let next = this.acked + 1;
+    for (let f = this.finished.get(next); f !== undefined; f = this.finished.get(next)) {
+      doneEvents += f.events;
+      bytes += f.bytes;
+      this.finished.delete(next);
+      next++;
+    }
+    if (next - 1 > this.acked) {
+      this.acked = next - 1;
+      this.spool.ack(this.sink.name, this.acked, doneEvents, bytes);
+    }
+  }
+}
+
+/** A sink that throws instead of classifying is treated as retryable, never as a dead worker. */
+async function deliverGuarded(sink: Sink, events: SpoolRecord['events'], signal: AbortSignal): ReturnType<typeof deliverIsolating> {
+  try {
+    return await deliverIsolating(sink, events, signal);
+  } catch (err) {
+    return { kind: 'retryable', error: new MothershipError('sink_unavailable', `${sink.name} failed unexpectedly: ${(err as Error).message}`, { cause: err }) };
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

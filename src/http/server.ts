@@ -1,0 +1,59 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ServerConfig } from '../config/config.js';
+import { MothershipError } from '../lib/errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { BearerAuth } from './auth.js';
+import { sendError } from './error-answer.js';
+import { registerAdminRoutes, type AdminRouteDeps } from './routes/admin.js';
+import { isJsonContentType, registerIngestRoute, type IngestRouteDeps } from './routes/ingest.js';
+import { registerStatusRoutes, type StatusRouteDeps } from './routes/status.js';
+
+export interface HttpDeps extends IngestRouteDeps, Omit<StatusRouteDeps, 'adminEnabled'> {
+  readonly server: ServerConfig;
+  readonly logger: Logger;
+  /** Bearer tokens for POST /ingest. */
+  readonly auth: BearerAuth;
+  /** Null: no ADMIN_TOKEN, the admin endpoints do not exist. */
+  readonly admin: AdminRouteDeps | null;
+}
+
+/** Builds the Fastify instance (routes, parsers, error answers) without listening, so tests can `inject`. */
+export function buildHttpServer(deps: HttpDeps): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.server.maxBodyBytes,
+    return503OnClosing: true,
+    // Longer than typical load-balancer idle timeouts, so the balancer closes first and no request races a close.
+    keepAliveTimeout: 65_000,
+    requestTimeout: 120_000,
+  });
+
+  // Bodies are read as raw bytes and decoded in the route: the content encoding decides how,
+  // and auth must run before any inflating or parsing.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {
+    done(null, body);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (request.method !== 'POST') return;
+    if (request.url.split('?', 1)[0] === '/ingest') deps.auth.check(request.headers.authorization);
+    const contentType = request.headers['content-type'];
+    if (contentType === undefined || contentType.trim() === '') {
+      // Older node builds and hand-written curl calls omit it; the body is JSON or it fails as JSON.
+      request.headers['content-type'] = 'application/json';
+    } else if (!isJsonContentType(contentType)) {
+      throw new MothershipError('unsupported_media_type', `Content-Type "${contentType.slice(0, 60)}" is not supported; send application/json`);
+    }
+  });
+
+  app.setErrorHandler((err, request, reply) => sendError(err, request, reply, deps.logger, deps.server.maxBodyBytes));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(new MothershipError('not_found', `No endpoint ${request.method} ${request.url.split('?', 1)[0] ?? ''}`), request, reply, deps.logger, deps.server.maxBodyBytes),
+  );
+
+  registerIngestRoute(app, deps);
+  registerStatusRoutes(app, { ...deps, adminEnabled: deps.admin !== null });
+  if (deps.admin !== null) registerAdminRoutes(app, deps.admin);
+  return app;
+}

@@ -1,0 +1,95 @@
+/**
+ * The process entry point: the only module that reads `process.env`, installs signal handlers
+ * and exits. Everything else is built from the frozen config by `buildApp`.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { buildApp, type App } from './app.js';
+import type { Config } from './config/config.js';
+import { loadConfig } from './config/load.js';
+import { describeConfig } from './config/describe.js';
+import { isMothershipError } from './lib/errors.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+
+const DEV_CHILD_FLAG = 'MOTHERSHIP_DEV_CHILD';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    process.stderr.write(`mothership: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  if (config.devMode && process.env[DEV_CHILD_FLAG] === undefined) {
+    runWithAutoReload();
+    return;
+  }
+
+  const logger = createLogger(config);
+  logger.info({ config: describeConfig(config) }, 'starting');
+  let app: App;
+  try {
+    app = await buildApp(config, { logger });
+    await app.listen();
+  } catch (err) {
+    logger.fatal({ err: errorFields(err) }, 'start-up failed');
+    process.exitCode = 1;
+    return;
+  }
+  installSignalHandlers(app, logger);
+}
+
+function installSignalHandlers(app: App, logger: Logger): void {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    app.close().then(
+      () => {
+        logger.info('stopped');
+        process.exitCode = 0;
+      },
+      (err: unknown) => {
+        logger.error({ err: errorFields(err) }, 'shutdown failed');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/**
+ * DEV_MODE: this process becomes a supervisor that re-runs the server whenever the sources
+ * change (tsx watch, when the TypeScript sources and tsx are present) or the build changes.
+ */
+function runWithAutoReload(): void {
+  const entry = fileURLToPath(import.meta.url);
+  const source = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+  const tsx = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+  const args = existsSync(source) && existsSync(tsx) ? [tsx, 'watch', '--clear-screen=false', source] : ['--watch', entry];
+  process.stderr.write(`mothership: DEV_MODE=true, auto-reload via ${args.includes('watch') ? 'tsx watch' : 'node --watch'}\n`);
+  const child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...process.env, [DEV_CHILD_FLAG]: '1' } });
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  process.on('SIGTERM', forward);
+  process.on('SIGINT', forward);
+  child.on('exit', (code, signal) => {
+    process.exitCode = code ?? (signal === null ? 0 : 1);
+  });
+}
+
+function errorFields(err: unknown): Record<string, unknown> {
+  if (isMothershipError(err)) return { code: err.code, message: err.message };
+  if (err instanceof Error) return { message: err.message, stack: err.stack };
+  return { message: String(err) };
+}
+
+await main();

@@ -1,0 +1,113 @@
+import type { RecordOutcome, SinkWorker } from '../delivery/sink-worker.js';
+import type { SinkName } from '../sinks/sink.js';
+import type { Spool } from '../spool/spool.js';
+import { parseEnvelope } from './envelope.js';
+import type { NormalizedBatch, RejectedMessage } from './event.js';
+import { normalizeBatch } from './normalize.js';
+
+/** The most rejected messages listed in one answer; the count in `errors` is always exact. */
+export const MAX_REJECTED_LISTED = 100;
+
+/** Per-sink part of the answer: the seed's `written`/`errors` (+ `queued` for Loki), plus `duplicates`. */
+export interface SinkResult {
+  written: number;
+  duplicates: number;
+  errors: number;
+  queued?: number;
+}
+
+/** The 200 answer of POST /ingest: the seed's shape, plus `duplicates` per sink and `rejected`. */
+export interface IngestAnswer {
+  status: 'success';
+  received: number;
+  sanitized: number;
+  written: number;
+  errors: number;
+  sink_results: Partial<Record<SinkName, SinkResult>>;
+  rejected?: RejectedMessage[];
+}
+
+export interface IngestRequest {
+  readonly body: unknown;
+  readonly receivedAtMs: number;
+  readonly idempotencyKey: string | null;
+}
+
+export interface IngestOptions {
+  readonly maxMessagesPerBatch: number;
+  readonly maxJsonDepth: number;
+  /** How long the answer waits for each sink to store the batch before reporting it `queued`. 0: never waits. */
+  readonly waitMs: Readonly<Partial<Record<SinkName, number>>>;
+}
+
+/**
+ * One batch, from parsed body to answer: validate and normalize, append to the spool (the
+ * commit point: once this resolves the batch survives a crash), then give each sink a short
+ * chance to report the batch stored so the answer can say `written` rather than `queued`.
+ */
+export class Ingestor {
+  constructor(
+    private readonly spool: Spool,
+    private readonly workers: readonly SinkWorker[],
+    private readonly options: IngestOptions,
+  ) {}
+
+  async ingest(request: IngestRequest): Promise<IngestAnswer> {
+    const envelope = parseEnvelope(request.body, this.options);
+    const batch = normalizeBatch(envelope, {
+      receivedAtMs: request.receivedAtMs,
+      idempotencyKey: request.idempotencyKey,
+      maxJsonDepth: this.options.maxJsonDepth,
+    });
+    if (batch.events.length === 0) return this.answer(batch, this.workers.map(() => ({ written: 0, duplicates: 0, poison: [] })));
+    const seq = await this.spool.append(batch.events);
+    const outcomes = await Promise.all(
+      this.workers.map((w) => {
+        const waitMs = this.options.waitMs[w.sink.name] ?? 0;
+        return waitMs > 0 ? w.waitFor(seq, waitMs) : Promise.resolve(null);
+      }),
+    );
+    return this.answer(batch, outcomes);
+  }
+
+  private answer(batch: NormalizedBatch, outcomes: ReadonlyArray<RecordOutcome | null>): IngestAnswer {
+    const rejected = [...batch.rejected];
+    const sinkResults: Partial<Record<SinkName, SinkResult>> = {};
+    const poisoned = new Set<number>();
+    for (let i = 0; i < this.workers.length; i++) {
+      const name = (this.workers[i] as SinkWorker).sink.name;
+      const outcome = outcomes[i] ?? null;
+      if (outcome === null) {
+        sinkResults[name] = { written: 0, duplicates: 0, errors: 0, queued: batch.events.length };
+        continue;
+      }
+      sinkResults[name] = { written: outcome.written, duplicates: outcome.duplicates, errors: outcome.poison.length };
+      for (const p of outcome.poison) {
+        if (poisoned.has(p.position)) continue;
+        poisoned.add(p.position);
+        rejected.push({ index: messageIndexOf(batch, p.position), error: p.error.code, message: p.error.message });
+      }
+    }
+    rejected.sort((a, b) => a.index - b.index);
+    const answer: IngestAnswer = {
+      status: 'success',
+      received: batch.received,
+      sanitized: batch.events.length,
+      written: batch.events.length - poisoned.size,
+      errors: rejected.length,
+      sink_results: sinkResults,
+    };
+    if (rejected.length > 0) answer.rejected = rejected.slice(0, MAX_REJECTED_LISTED);
+    return answer;
+  }
+}
+
+/** Events keep message order, skipping the messages rejected during normalization. */
+function messageIndexOf(batch: NormalizedBatch, eventPosition: number): number {
+  let index = eventPosition;
+  for (const r of batch.rejected) {
+    if (r.index <= index) index++;
+    else break;
+  }
+  return index;
+}

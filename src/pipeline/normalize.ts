@@ -1,0 +1,198 @@
+import { describeType, isPlainObject } from './envelope.js';
+import { eventId } from './event-id.js';
+import type { BatchEnvelope, IngestEvent, NormalizedBatch, RejectedMessage } from './event.js';
+import { normalizeSeverity } from './severity.js';
+import { capString, needsRepair, repairValue } from './storable.js';
+import { parseEventTime } from './time.js';
+import type { EventTime } from './time.js';
+
+export interface NormalizeContext {
+  /** When the batch arrived, ms since epoch: the time of messages that carry none. */
+  readonly receivedAtMs: number;
+  /** The request's `Idempotency-Key` header, or null. */
+  readonly idempotencyKey: string | null;
+  /** Deepest nesting of objects/arrays allowed in one message; the message itself is depth 1. */
+  readonly maxJsonDepth: number;
+}
+
+const MAX_LABEL_LENGTH = 256;
+const UNDERSCORE = 95;
+
+/**
+ * Turns every message of a validated envelope into an IngestEvent, or rejects it alone.
+ * Runs for every message, so: plain loops, no closures per message, one object shape.
+ */
+export function normalizeBatch(envelope: BatchEnvelope, ctx: NormalizeContext): NormalizedBatch {
+  const messages = envelope.messages;
+  const events: IngestEvent[] = [];
+  const rejected: RejectedMessage[] = [];
+  const node = envelope.source ?? '';
+  const key = ctx.idempotencyKey !== null && ctx.idempotencyKey.length > 0 ? ctx.idempotencyKey : null;
+  const receivedAtMs = Math.floor(ctx.receivedAtMs);
+  // Per batch, not per message: the envelope time is the same for all of them.
+  const fallbackTime: EventTime = parseEventTime(envelope.timestamp) ?? { ms: receivedAtMs, nanos: 0 };
+  const depthScratch: DepthScratch = { items: [], depths: [] };
+  // Rule 3 of the id: first id of a content → how many times that content was seen in this
+  // batch. Keyed by the id (36 chars) rather than the JSON, which may be kilobytes long.
+  let seen: Map<string, number> | null = null;
+
+  for (let i = 0; i < messages.length; i++) {
+    const raw = messages[i];
+    let original: Record<string, unknown>;
+    if (typeof raw === 'string') {
+      original = { message: raw };
+    } else if (isPlainObject(raw)) {
+      original = raw;
+    } else {
+      rejected.push({
+        index: i,
+        error: 'message_not_object',
+        message: `Message ${i} is ${describeType(raw)}; expected a JSON object or a string`,
+      });
+      continue;
+    }
+    if (isTooDeep(original, ctx.maxJsonDepth, depthScratch)) {
+      rejected.push({
+        index: i,
+        error: 'message_too_deep',
+        message: `Message ${i} is nested deeper than ${ctx.maxJsonDepth} levels`,
+      });
+      continue;
+    }
+
+    const spoolId = original['__spool_id'];
+    let data = withoutInternalKeys(original);
+    let dataJson = JSON.stringify(data);
+    if (needsRepair(dataJson)) {
+      data = repairValue(data) as Record<string, unknown>;
+      dataJson = JSON.stringify(data);
+    }
+
+    const time =
+      parseEventTime(data['timestamp']) ??
+      parseEventTime(data['@timestamp']) ??
+      parseEventTime(data['time']) ??
+      parseEventTime(data['ts']) ??
+      fallbackTime;
+
+    let id: string;
+    if ((typeof spoolId === 'string' && spoolId.length > 0) || (typeof spoolId === 'number' && Number.isFinite(spoolId))) {
+      id = eventId('spool', node, String(spoolId), null);
+    } else if (key !== null) {
+      id = eventId('key', node, key, i);
+    } else {
+      id = eventId('content', node, dataJson, 0);
+      seen ??= new Map();
+      const occurrence = seen.get(id) ?? 0;
+      seen.set(id, occurrence + 1);
+      // Identical messages are rare, so the second hash is too.
+      if (occurrence > 0) id = eventId('content', node, dataJson, occurrence);
+    }
+
+    events.push({
+      id,
+      timeMs: time.ms,
+      timeNanos: time.nanos,
+      receivedAtMs,
+      source: envelope.source,
+      type: label(data['type']),
+      service: label(data['service']) ?? label(data['program']) ?? label(data['app_name']) ?? label(data['tag']),
+      host: label(data['host']) ?? label(data['hostname']),
+      severity:
+        normalizeSeverity(data['severity']) ??
+        normalizeSeverity(data['level']) ??
+        normalizeSeverity(data['severity_code']),
+      message: text(data['message']) ?? text(data['raw_message']) ?? text(data['msg']),
+      data,
+      dataJson,
+    });
+  }
+  return { events, rejected, received: messages.length };
+}
+
+/**
+ * A label-like column (type, service, host): trimmed, capped, numbers as text, empty → null.
+ * `v` comes from repaired data, so it is already storable; capString keeps it so.
+ */
+function label(v: unknown): string | null {
+  if (typeof v === 'string') {
+    const t = v.trim();
+    return t.length === 0 ? null : capString(t, MAX_LABEL_LENGTH);
+  }
+  return typeof v === 'number' && Number.isFinite(v) ? String(v) : null;
+}
+
+/** The message column is the log line itself: kept exactly, whatever its length. */
+function text(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+/**
+ * Keys starting with "_" are the node's bookkeeping (`__spool_id`, `_internal`), not data.
+ * The message object is reused when it has none, which is the common case.
+ */
+function withoutInternalKeys(message: Record<string, unknown>): Record<string, unknown> {
+  let internal = false;
+  for (const k in message) {
+    if (k.charCodeAt(0) === UNDERSCORE) {
+      internal = true;
+      break;
+    }
+  }
+  if (!internal) return message;
+  // No kept key starts with "_", so none is "__proto__" and plain assignment is safe.
+  const out: Record<string, unknown> = {};
+  for (const k in message) {
+    if (k.charCodeAt(0) !== UNDERSCORE) out[k] = message[k];
+  }
+  return out;
+}
+
+interface DepthScratch {
+  readonly items: object[];
+  readonly depths: number[];
+}
+
+/**
+ * Whether any object/array sits deeper than `maxDepth` (the message is depth 1). Iterative with
+ * an explicit stack, and it stops at the first container past the limit, so a message nested
+ * 100k levels costs `maxDepth` steps and never the call stack.
+ */
+function isTooDeep(root: object, maxDepth: number, scratch: DepthScratch): boolean {
+  if (maxDepth < 1) return true;
+  const items = scratch.items;
+  const depths = scratch.depths;
+  // Left non-empty only by an early `true`; truncating an empty array is not free.
+  if (items.length > 0) {
+    items.length = 0;
+    depths.length = 0;
+  }
+  let node: object = root;
+  let depth = 1;
+  for (;;) {
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const v: unknown = node[i];
+        if (typeof v === 'object' && v !== null) {
+          if (depth >= maxDepth) return true;
+          items.push(v);
+          depths.push(depth + 1);
+        }
+      }
+    } else {
+      const obj = node as Record<string, unknown>;
+      for (const k in obj) {
+        const v = obj[k];
+        if (typeof v === 'object' && v !== null) {
+          if (depth >= maxDepth) return true;
+          items.push(v);
+          depths.push(depth + 1);
+        }
+      }
+    }
+    const next = items.pop();
+    if (next === undefined) return false;
+    node = next;
+    depth = depths.pop() ?? depth;
+  }
+}

@@ -1,0 +1,53 @@
+import type { MothershipError } from '../lib/errors.js';
+import type { IngestEvent } from '../pipeline/event.js';
+import type { Sink } from './sink.js';
+
+export interface PoisonEvent {
+  /** Position of the event in the array given to `deliverIsolating`. */
+  readonly position: number;
+  readonly error: MothershipError;
+}
+
+export type DeliveryResult =
+  | {
+      readonly kind: 'delivered';
+      readonly written: number;
+      readonly duplicates: number;
+      /** Events the sink refused for good; everything else is stored. */
+      readonly poison: readonly PoisonEvent[];
+    }
+  | { readonly kind: 'retryable'; readonly error: MothershipError; readonly retryAfterMs?: number };
+
+/**
+ * Sends events to one sink; when the sink rejects the batch for good, bisects it so that only
+ * the events it refuses are set aside and every other event is stored. A retryable outcome at
+ * any depth stops the whole delivery: the caller retries it all (writes are idempotent, so the
+ * halves already stored cost nothing the second time).
+ */
+export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[], signal: AbortSignal): Promise<DeliveryResult> {
+  const poison: PoisonEvent[] = [];
+  let written = 0;
+  let duplicates = 0;
+  const pending: Array<{ start: number; end: number }> = [{ start: 0, end: events.length }];
+  while (pending.length > 0) {
+    const range = pending.pop() as { start: number; end: number };
+    if (range.end <= range.start) continue;
+    const slice = range.start === 0 && range.end === events.length ? events : events.slice(range.start, range.end);
+    const outcome = await sink.send(slice, signal);
+    if (outcome.kind === 'retryable') return outcome;
+    if (outcome.kind === 'delivered') {
+      written += outcome.written;
+      duplicates += outcome.duplicates;
+      continue;
+    }
+    if (range.end - range.start === 1) {
+      poison.push({ position: range.start, error: outcome.error });
+      continue;
+    }
+    const mid = range.start + Math.floor((range.end - range.start) / 2);
+    // Right half pushed first so the left half is sent first: events keep their order.
+    pending.push({ start: mid, end: range.end }, { start: range.start, end: mid });
+  }
+  poison.sort((a, b) => a.position - b.position);
+  return { kind: 'delivered', written, duplicates, poison };
+}

@@ -1,0 +1,325 @@
+import type pg from 'pg';
+import type { Logger } from '../../telemetry/logger.js';
+
+/**
+ * Versioned schema migrations plus the per-start reconciliation of TimescaleDB policies.
+ *
+ * Everything runs in one transaction holding a database-wide advisory lock, so several
+ * instances starting at once apply each migration exactly once (the others wait, then find
+ * it recorded in `<schema>.mothership_migrations`).
+ */
+
+export type TsdbMode = 'timescaledb' | 'postgresql';
+
+export interface TimescaleInfo {
+  /** The server offers the extension (`pg_available_extensions`). */
+  readonly available: boolean;
+  /** The extension is installed in this database. */
+  readonly installed: boolean;
+  readonly version: string | null;
+  /** Schema holding the extension's functions (`create_hypertable`, `time_bucket`, …). */
+  readonly schema: string | null;
+}
+
+export interface MigrationOptions {
+  readonly schema: string;
+  readonly chunkInterval: string;
+  readonly compressAfter: string | null;
+  readonly retentionDays: number;
+}
+
+export interface MigrationResult {
+  readonly mode: TsdbMode;
+  readonly timescale: TimescaleInfo;
+  /** Versions applied by this call (empty when the schema was already current). */
+  readonly applied: readonly number[];
+  /** How old events are deleted: a TimescaleDB policy, the sink's periodic DELETE, or never. */
+  readonly retention: 'policy' | 'job' | 'none';
+}
+
+/** 0x4D6F7468 = 'Moth': one lock for every mothership migration in the database. */
+const LOCK_SQL = 'SELECT pg_advisory_xact_lock(1299149928, 1)';
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export async function detectTimescale(client: pg.ClientBase): Promise<TimescaleInfo> {
+  const { rows } = await client.query<{ available: boolean; version: string | null; schema: string | null }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+            e.extversion AS version, n.nspname AS schema
+       FROM (SELECT 1) AS one
+       LEFT JOIN pg_extension e ON e.extname = 'timescaledb'
+       LEFT JOIN pg_namespace n ON n.oid = e.extnamespace`,
+  );
+  const row = rows[0];
+  return {
+    available: row?.available ?? false,
+    installed: row?.version != null,
+    version: row?.version ?? null,
+    schema: row?.schema ?? null,
+  };
+}
+
+interface Context {
+  readonly client: pg.ClientBase;
+  readonly logger: Logger;
+  readonly options: MigrationOptions;
+  /** Quoted schema. */
+  readonly s: string;
+  readonly mode: TsdbMode;
+  /** Quoted TimescaleDB function schema (timescaledb mode only). */
+  readonly ts: string;
+}
+
+interface Migration {
+  readonly version: number;
+  readonly name: string;
+  up(ctx: Context): Promise<void>;
+}
+
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'events table, indexes, Grafana views',
+    async up(ctx) {
+      const { client, s } = ctx;
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS ${s}.events (
+          time timestamptz NOT NULL,
+          received_at timestamptz NOT NULL,
+          source text,
+          type text,
+          service text,
+          host text,
+          severity text,
+          message text,
+          data jsonb NOT NULL,
+          id uuid NOT NULL
+        )`);
+      if (ctx.mode === 'timescaledb') {
+        // Also creates the default (time DESC) index.
+        await client.query(
+          `SELECT ${ctx.ts}.create_hypertable($1::regclass, 'time', chunk_time_interval => $2::interval, if_not_exists => true)`,
+          [`${s}.events`, ctx.options.chunkInterval],
+        );
+      } else {
+        await client.query(`CREATE INDEX IF NOT EXISTS events_time_brin ON ${s}.events USING brin (time) WITH (autosummarize = on)`);
+      }
+      // Idempotency key. Hypertables require the partition column in unique indexes; we keep
+      // the same rule on plain PostgreSQL so both modes behave alike.
+      await client.query(`CREATE UNIQUE INDEX IF NOT EXISTS events_id_time_key ON ${s}.events (id, time)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS events_service_time_idx ON ${s}.events (service, time DESC)`);
+      await createViews(ctx);
+      await createEventsPerMinute(ctx);
+    },
+  },
+];
+
+export const LATEST_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/** A jsonb string that is safe to cast to numeric (bounded exponent, no NaN/Infinity). */
+const NUMERIC_TEXT = `'^[[:space:]]*[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]{1,3})?[[:space:]]*$'`;
+
+async function createViews({ client, s }: Context): Promise<void> {
+  // CASE keeps the cast safe even when a caller's predicate on `value` is evaluated first.
+  await client.query(`
+    CREATE OR REPLACE VIEW ${s}.metrics AS
+    SELECT time, source, host, service, type,
+           COALESCE(data->>'metric_name', data->>'name') AS metric_name,
+           CASE
+             WHEN jsonb_typeof(data->'value') = 'number' THEN (data->'value')::numeric
+             WHEN jsonb_typeof(data->'value') = 'string' AND data->>'value' ~ ${NUMERIC_TEXT}
+               THEN btrim(data->>'value')::numeric
+           END AS value,
+           data->>'unit' AS unit,
+           data->>'instance' AS instance,
+           data->>'interface' AS interface
+      FROM ${s}.events
+     WHERE jsonb_typeof(data->'value') = 'number'
+        OR (jsonb_typeof(data->'value') = 'string' AND data->>'value' ~ ${NUMERIC_TEXT})`);
+  await client.query(`
+    CREATE OR REPLACE VIEW ${s}.logs AS
+    SELECT time, source, host, service, severity, message, type
+      FROM ${s}.events
+     WHERE message IS NOT NULL`);
+}
+
+async function createEventsPerMinute(ctx: Context): Promise<void> {
+  const { client, s, logger } = ctx;
+  if (ctx.mode === 'timescaledb') {
+    const failed = await attempt(client, 'events_per_minute', async () => {
+      await client.query(`
+        CREATE MATERIALIZED VIEW ${s}.events_per_minute
+        WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+        SELECT ${ctx.ts}.time_bucket(INTERVAL '1 minute', time) AS time, source, service, severity, count(*) AS count
+          FROM ${s}.events
+         GROUP BY ${ctx.ts}.time_bucket(INTERVAL '1 minute', time), source, service, severity
+        WITH NO DATA`);
+      await client.query(
+        `SELECT ${ctx.ts}.add_continuous_aggregate_policy($1::regclass,
+           start_offset => INTERVAL '7 days', end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute')`,
+        [`${s}.events_per_minute`],
+      );
+    });
+    if (failed === null) return;
+    logger.warn({ err: pgErrorSummary(failed) }, 'tsdb: could not create the events_per_minute continuous aggregate; using a plain view');
+  }
+  await client.query(`
+    CREATE OR REPLACE VIEW ${s}.events_per_minute AS
+    SELECT date_trunc('minute', time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS time,
+           source, service, severity, count(*) AS count
+      FROM ${s}.events
+     GROUP BY 1, source, service, severity`);
+}
+
+/**
+ * Applies pending migrations and reconciles policies, in one locked transaction on `client`
+ * (a dedicated connection, not in a transaction).
+ */
+export async function migrate(client: pg.ClientBase, options: MigrationOptions, logger: Logger): Promise<MigrationResult> {
+  const s = quoteIdent(options.schema);
+  await client.query('BEGIN');
+  try {
+    await client.query('SET LOCAL statement_timeout = 0');
+    await client.query(LOCK_SQL);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${s}.mothership_migrations (
+        version int PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+    const done = new Set(
+      (await client.query<{ version: number }>(`SELECT version FROM ${s}.mothership_migrations`)).rows.map((r) => r.version),
+    );
+    const newest = Math.max(0, ...done);
+    if (newest > LATEST_VERSION) {
+      logger.warn({ schema: options.schema, database: newest, known: LATEST_VERSION }, 'tsdb: the database schema is newer than this build');
+    }
+
+    let timescale = await detectTimescale(client);
+    let mode: TsdbMode;
+    if (done.has(1)) {
+      mode = timescale.installed && (await isHypertable(client, options.schema)) ? 'timescaledb' : 'postgresql';
+      if (mode === 'postgresql' && timescale.available) {
+        logger.info({ schema: options.schema }, 'tsdb: TimescaleDB is available but the events table was created as a plain table; staying in plain PostgreSQL mode');
+      }
+    } else {
+      timescale = await ensureTimescale(client, timescale, logger);
+      mode = timescale.installed ? 'timescaledb' : 'postgresql';
+    }
+
+    const ctx: Context = { client, logger, options, s, mode, ts: quoteIdent(timescale.schema ?? 'public') };
+    const applied: number[] = [];
+    for (const migration of MIGRATIONS) {
+      if (done.has(migration.version)) continue;
+      await migration.up(ctx);
+      await client.query(`INSERT INTO ${s}.mothership_migrations (version, name, applied_at) VALUES ($1, $2, now())`, [
+        migration.version,
+        `${migration.name} (${mode})`,
+      ]);
+      applied.push(migration.version);
+    }
+    const retention = mode === 'timescaledb' ? await reconcileTimescale(ctx) : options.retentionDays > 0 ? 'job' : 'none';
+    await client.query('COMMIT');
+    if (applied.length > 0) logger.info({ schema: options.schema, applied, mode }, 'tsdb: migrations applied');
+    return { mode, timescale, applied, retention };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+async function isHypertable(client: pg.ClientBase, schema: string): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = $1 AND hypertable_name = 'events'`,
+    [schema],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+async function ensureTimescale(client: pg.ClientBase, info: TimescaleInfo, logger: Logger): Promise<TimescaleInfo> {
+  if (info.installed || !info.available) return info;
+  const failed = await attempt(client, 'timescaledb_extension', async () => {
+    await client.query('CREATE EXTENSION IF NOT EXISTS timescaledb');
+  });
+  if (failed === null) return detectTimescale(client);
+  const summary = pgErrorSummary(failed);
+  if (summary.code === '42501') {
+    logger.info('tsdb: TimescaleDB is available but this role may not create the extension; using plain PostgreSQL');
+  } else {
+    logger.warn({ err: summary }, 'tsdb: TimescaleDB is available but could not be enabled; using plain PostgreSQL');
+  }
+  return info;
+}
+
+/** Settings that follow the configuration at every start (chunk size, compression, retention). */
+async function reconcileTimescale(ctx: Context): Promise<'policy' | 'job' | 'none'> {
+  const { client, s, ts, options, logger } = ctx;
+  const events = `${s}.events`;
+  const chunk = await attempt(client, 'chunk_interval', async () => {
+    await client.query(`SELECT ${ts}.set_chunk_time_interval($1::regclass, $2::interval)`, [events, options.chunkInterval]);
+  });
+  if (chunk !== null) logger.warn({ err: pgErrorSummary(chunk) }, 'tsdb: could not set the chunk time interval');
+
+  if (options.compressAfter !== null) {
+    const compressAfter = options.compressAfter;
+    const failed = await attempt(client, 'compression', async () => {
+      const { rows } = await client.query<{ enabled: boolean }>(
+        `SELECT compression_enabled AS enabled FROM timescaledb_information.hypertables
+          WHERE hypertable_schema = $1 AND hypertable_name = 'events'`,
+        [options.schema],
+      );
+      // Changing settings is refused once chunks are compressed, so only enable them once.
+      if (rows[0]?.enabled !== true) {
+        await client.query(
+          `ALTER TABLE ${events} SET (timescaledb.compress, timescaledb.compress_segmentby = 'source', timescaledb.compress_orderby = 'time DESC')`,
+        );
+      }
+      await client.query(`SELECT ${ts}.remove_compression_policy($1::regclass, if_exists => true)`, [events]);
+      await client.query(`SELECT ${ts}.add_compression_policy($1::regclass, compress_after => $2::interval)`, [events, compressAfter]);
+    });
+    if (failed !== null) logger.warn({ err: pgErrorSummary(failed) }, 'tsdb: could not set up compression; events stay uncompressed');
+  } else {
+    await attempt(client, 'no_compression', async () => {
+      await client.query(`SELECT ${ts}.remove_compression_policy($1::regclass, if_exists => true)`, [events]);
+    });
+  }
+
+  if (options.retentionDays <= 0) {
+    await attempt(client, 'no_retention', async () => {
+      await client.query(`SELECT ${ts}.remove_retention_policy($1::regclass, if_exists => true)`, [events]);
+    });
+    return 'none';
+  }
+  const failed = await attempt(client, 'retention', async () => {
+    await client.query(`SELECT ${ts}.remove_retention_policy($1::regclass, if_exists => true)`, [events]);
+    await client.query(`SELECT ${ts}.add_retention_policy($1::regclass, drop_after => make_interval(days => $2::int))`, [
+      events,
+      options.retentionDays,
+    ]);
+  });
+  if (failed === null) return 'policy';
+  logger.warn({ err: pgErrorSummary(failed) }, 'tsdb: no TimescaleDB retention policy; the sink deletes old events itself');
+  return 'job';
+}
+
+/** Runs `fn` inside a savepoint; returns the error (after rolling back to the savepoint) or null. */
+async function attempt(client: pg.ClientBase, name: string, fn: () => Promise<void>): Promise<unknown> {
+  await client.query(`SAVEPOINT ${name}`);
+  try {
+    await fn();
+    await client.query(`RELEASE SAVEPOINT ${name}`);
+    return null;
+  } catch (err) {
+    await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+    return err ?? new Error('unknown error');
+  }
+}
+
+function pgErrorSummary(err: unknown): { code?: string; message: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return { code: err.code, message };
+  return { message };
+}

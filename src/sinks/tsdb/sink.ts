@@ -1,0 +1,238 @@
+import pg from 'pg';
+import type { PgConnection, TsdbConfig } from '../../config/config.js';
+import { MothershipError } from '../../lib/errors.js';
+import type { IngestEvent } from '../../pipeline/event.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { SendOutcome, Sink, SinkHealth } from '../sink.js';
+import { migrate, quoteIdent, type MigrationResult } from './migrations.js';
+import { createPool, DeadlineError, describePgTarget, withClient } from './pool.js';
+import { TsdbWriter } from './writer.js';
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface TsdbSinkDeps {
+  /**
+   * Runs `task` every `intervalMs` (the plain-PostgreSQL retention job). The default waits one
+   * minute for the first run, then `intervalMs` between runs; its timers never keep the process up.
+   */
+  readonly setTimer?: (task: () => Promise<void>, intervalMs: number) => TimerHandle;
+  readonly now?: () => number;
+}
+
+/** For /health and logs; never holds the password. */
+export type TsdbDescription = {
+  readonly target: string;
+  readonly schema: string;
+  readonly deployment: TsdbConfig['mode'];
+  /** Known once the sink has started. */
+  readonly mode?: MigrationResult['mode'];
+  readonly timescaledb?: string;
+  readonly retention?: MigrationResult['retention'];
+};
+
+export interface TsdbSink extends Sink {
+  readonly name: 'tsdb';
+  describe(): TsdbDescription;
+}
+
+export const RETENTION_INTERVAL_MS = 60 * 60 * 1000;
+const START_TIMEOUT_MS = 120_000;
+const HEALTH_TIMEOUT_MS = 2_000;
+const RETENTION_TIMEOUT_MS = 10 * 60 * 1000;
+
+export function describeTsdb(config: TsdbConfig, connection: PgConnection, sink?: TsdbSink): TsdbDescription {
+  return sink?.describe() ?? { target: describePgTarget(connection), schema: config.schema, deployment: config.mode };
+}
+
+export function createTsdbSink(config: TsdbConfig, connection: PgConnection, logger: Logger, deps: TsdbSinkDeps = {}): TsdbSink {
+  const now = deps.now ?? Date.now;
+  const setTimer = deps.setTimer ?? defaultSetTimer;
+  const target = describePgTarget(connection);
+  const log = logger.child({ sink: 'tsdb' });
+
+  let pool: pg.Pool | null = null;
+  let writer: TsdbWriter | null = null;
+  let migration: MigrationResult | null = null;
+  let retentionTimer: TimerHandle | null = null;
+  let retentionRunning = false;
+  let stopping: Promise<void> | null = null;
+
+  async function runRetention(): Promise<void> {
+    const current = pool;
+    if (current === null || stopping !== null || retentionRunning) return;
+    retentionRunning = true;
+    try {
+      const deleted = await withClient(current, { deadline: now() + RETENTION_TIMEOUT_MS, now }, async (client) => {
+        await client.query(`BEGIN; SET LOCAL statement_timeout = ${RETENTION_TIMEOUT_MS}`);
+        // BRIN (plain) or chunk exclusion (hypertable) keeps this cheap when nothing is old enough.
+        const result = await client.query(
+          `DELETE FROM ${quoteIdent(config.schema)}.events WHERE time < now() - make_interval(days => $1::int)`,
+          [config.retentionDays],
+        );
+        await client.query('COMMIT');
+        return result.rowCount ?? 0;
+      });
+      if (deleted > 0) log.info({ deleted, retentionDays: config.retentionDays }, 'tsdb: retention deleted old events');
+    } catch (err) {
+      log.warn({ err: { message: safeMessage(err) } }, 'tsdb: retention run failed; will try again');
+    } finally {
+      retentionRunning = false;
+    }
+  }
+
+  return {
+    name: 'tsdb',
+
+    async start(signal) {
+      if (stopping !== null) throw new MothershipError('shutting_down', 'tsdb sink is shut down');
+      if (writer !== null) return;
+      const candidate = createPool(
+        connection,
+        { max: config.poolMax, connectionTimeoutMs: Math.min(10_000, config.writeTimeoutMs), statementTimeoutMs: config.writeTimeoutMs },
+        log,
+      );
+      try {
+        const options = { schema: config.schema, chunkInterval: config.chunkInterval, compressAfter: config.compressAfter, retentionDays: config.retentionDays };
+        migration = await withClient(candidate, { deadline: now() + START_TIMEOUT_MS, signal, now }, (client) => migrate(client, options, log));
+      } catch (err) {
+        await candidate.end().catch(() => undefined);
+        const outcome = classifyTsdbError(err, { target, timeoutMs: START_TIMEOUT_MS });
+        throw new MothershipError(outcome.kind === 'retryable' ? outcome.error.code : 'startup_failed', `tsdb start-up failed: ${outcome.error.message}`);
+      }
+      pool = candidate;
+      writer = new TsdbWriter(candidate, { schema: config.schema, timeoutMs: config.writeTimeoutMs, now });
+      if (migration.retention === 'job') retentionTimer = setTimer(runRetention, RETENTION_INTERVAL_MS);
+      log.info(
+        {
+          target,
+          schema: config.schema,
+          mode: migration.mode,
+          timescaledb: migration.timescale.version ?? (migration.timescale.available ? 'available, not enabled' : 'not available'),
+          retention: migration.retention,
+          applied: migration.applied,
+        },
+        `tsdb sink ready (${migration.mode === 'timescaledb' ? 'TimescaleDB' : 'plain PostgreSQL'})`,
+      );
+    },
+
+    async send(events: readonly IngestEvent[], signal: AbortSignal): Promise<SendOutcome> {
+      if (stopping !== null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is shutting down') };
+      if (writer === null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is not started') };
+      try {
+        const { inserted, duplicates } = await writer.write(events, signal);
+        return { kind: 'delivered', written: inserted, duplicates };
+      } catch (err) {
+        return classifyTsdbError(err, { target, timeoutMs: config.writeTimeoutMs });
+      }
+    },
+
+    async healthcheck(signal: AbortSignal): Promise<SinkHealth> {
+      if (stopping !== null) return { healthy: false, reason: 'shut down' };
+      if (pool === null) return { healthy: false, reason: 'not started' };
+      try {
+        const timeoutMs = Math.min(HEALTH_TIMEOUT_MS, config.writeTimeoutMs);
+        await withClient(pool, { deadline: now() + timeoutMs, signal, now }, (client) => client.query('SELECT 1'));
+        return { healthy: true };
+      } catch (err) {
+        return { healthy: false, reason: classifyTsdbError(err, { target, timeoutMs: HEALTH_TIMEOUT_MS }).error.message };
+      }
+    },
+
+    shutdown() {
+      stopping ??= (async () => {
+        retentionTimer?.cancel();
+        retentionTimer = null;
+        const current = pool;
+        pool = null;
+        writer = null;
+        // Waits for checked-out connections; every operation on them is bounded by a deadline.
+        await current?.end().catch((err: unknown) => log.warn({ err: { message: safeMessage(err) } }, 'tsdb: closing the pool failed'));
+      })();
+      return stopping;
+    },
+
+    describe() {
+      const base = { target, schema: config.schema, deployment: config.mode };
+      if (migration === null) return base;
+      const version = migration.timescale.version;
+      return { ...base, mode: migration.mode, retention: migration.retention, ...(version === null ? {} : { timescaledb: version }) };
+    },
+  };
+}
+
+function defaultSetTimer(task: () => Promise<void>, intervalMs: number): TimerHandle {
+  let interval: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    void task();
+    interval = setInterval(() => void task(), intervalMs);
+    interval.unref();
+  }, Math.min(60_000, intervalMs));
+  first.unref();
+  return {
+    cancel() {
+      clearTimeout(first);
+      clearInterval(interval);
+    },
+  };
+}
+
+/** SQLSTATE classes whose errors are about the data itself: retrying the same rows cannot help. */
+const DATA_CLASSES = new Set(['22', '23', '54']);
+
+/**
+ * Sorts a failure into retryable (the link, the server or our deadline: the data may be fine)
+ * and rejected (PostgreSQL refuses these rows for good). Unknown failures are retryable: the
+ * spool keeps the data, and an operator sees the error, rather than losing good data.
+ * Messages carry the SQLSTATE and never parameters, values or passwords.
+ */
+export function classifyTsdbError(err: unknown, context: { target: string; timeoutMs: number }): Exclude<SendOutcome, { kind: 'delivered' }> {
+  const retry = (code: 'sink_unavailable' | 'sink_timeout', message: string): Exclude<SendOutcome, { kind: 'delivered' }> => ({
+    kind: 'retryable',
+    error: new MothershipError(code, message),
+  });
+  if (err instanceof DeadlineError) {
+    return err.reason === 'timeout'
+      ? retry('sink_timeout', `tsdb: PostgreSQL at ${context.target} did not finish within ${context.timeoutMs} ms`)
+      : retry('sink_timeout', 'tsdb: the write was abandoned (aborted)');
+  }
+  if (err instanceof pg.DatabaseError && typeof err.code === 'string') {
+    const sqlstate = err.code;
+    if (sqlstate === '57014') return retry('sink_timeout', `tsdb: PostgreSQL canceled the statement (SQLSTATE 57014, ${err.message})`);
+    if (DATA_CLASSES.has(sqlstate.slice(0, 2))) {
+      return {
+        kind: 'rejected',
+        error: new MothershipError('sink_rejected', `tsdb: PostgreSQL refused the data (SQLSTATE ${sqlstate}: ${withoutValues(err.message)})`),
+      };
+    }
+    return retry('sink_unavailable', `tsdb: PostgreSQL at ${context.target} failed (SQLSTATE ${sqlstate}: ${withoutValues(err.message)})`);
+  }
+  if (err instanceof RangeError) {
+    // Thrown while encoding a row (e.g. a time outside what Date can represent): bad data.
+    return { kind: 'rejected', error: new MothershipError('sink_rejected', `tsdb: an event could not be encoded (${err.message})`) };
+  }
+  const code = systemErrorCode(err);
+  const message = safeMessage(err);
+  if (code === 'ETIMEDOUT' || /timeout|timed out/i.test(message)) {
+    return retry('sink_timeout', `tsdb: PostgreSQL at ${context.target} timed out (${code ?? message})`);
+  }
+  return retry('sink_unavailable', `tsdb: PostgreSQL at ${context.target} is unreachable (${code ?? message})`);
+}
+
+/** Quoted fragments of server messages may echo row values; keep the words, drop the values. */
+function withoutValues(message: string): string {
+  return message.replace(/"(?:[^"]|"")*"/g, '"…"').slice(0, 300);
+}
+
+function systemErrorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  if ('code' in err && typeof err.code === 'string') return err.code;
+  if (err instanceof AggregateError) return err.errors.map(systemErrorCode).find((c) => c !== undefined);
+  return undefined;
+}
+
+function safeMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return withoutValues(message);
+}

@@ -1,0 +1,42 @@
+import { MothershipError } from '../../src/lib/errors.js';
+import type { IngestEvent } from '../../src/pipeline/event.js';
+import type { SendOutcome, Sink, SinkHealth, SinkName } from '../../src/sinks/sink.js';
+
+/**
+ * A sink that stores events in memory, keyed like the real table on (id, time), with switches
+ * to make it fail: down (retryable), or refusing events whose message matches `poison`.
+ */
+export class MemorySink implements Sink {
+  readonly stored = new Map<string, IngestEvent>();
+  sends = 0;
+  down = false;
+  poison: RegExp | null = null;
+
+  constructor(readonly name: SinkName = 'tsdb') {}
+
+  async start(): Promise<void> {}
+
+  async send(events: readonly IngestEvent[]): Promise<SendOutcome> {
+    this.sends++;
+    if (this.down) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'memory sink is down') };
+    const poison = this.poison;
+    if (poison !== null && events.some((e) => e.message !== null && poison.test(e.message))) {
+      return { kind: 'rejected', error: new MothershipError('sink_rejected', 'memory sink refuses poison') };
+    }
+    let written = 0;
+    for (const e of events) {
+      const key = `${e.id}@${e.timeMs}.${e.timeNanos}`;
+      if (!this.stored.has(key)) {
+        this.stored.set(key, e);
+        written++;
+      }
+    }
+    return { kind: 'delivered', written, duplicates: events.length - written };
+  }
+
+  async healthcheck(): Promise<SinkHealth> {
+    return this.down ? { healthy: false, reason: 'down' } : { healthy: true };
+  }
+
+  async shutdown(): Promise<void> {}
+}

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { afterEach, describe, test } from 'node:test';
+import { DeadLetterStore } from '../../src/deadletter/store.js';
+import { SinkWorker, type WorkerOptions } from '../../src/delivery/sink-worker.js';
+import { Spool } from '../../src/spool/spool.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { makeEvent, makeEvents, tempDir } from '../helpers/events.js';
+import { MemorySink } from '../helpers/memory-sink.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Rig {
+  spool: Spool;
+  sink: MemorySink;
+  worker: SinkWorker;
+  deadLetters: DeadLetterStore;
+  clock: { ms: number };
+  dir: string;
+}
+
+async function rig(options: Partial<WorkerOptions> = {}, dir?: string, sink = new MemorySink()): Promise<Rig> {
+  let base = dir;
+  if (base === undefined) {
+    const t = await tempDir('worker-test-');
+    cleanups.push(t.remove);
+    base = t.dir;
+  }
+  const clock = { ms: 1_755_882_690_000 };
+  const logger = silentLogger();
+  const spool = await Spool.open({
+    dir: path.join(base, 'spool'),
+    maxBytes: 64 * 1024 * 1024,
+    segmentBytes: 1024 * 1024,
+    fsync: false,
+    memoryBytes: 1024 * 1024,
+    sinks: ['tsdb'],
+    logger,
+    now: () => clock.ms,
+  });
+  const deadLetters = await DeadLetterStore.open(path.join(base, 'deadletters'), 1024 * 1024, ['tsdb'], logger);
+  const worker = new SinkWorker(sink, spool, deadLetters, logger, {
+    window: 4,
+    retryBudgetMs: 7 * 24 * 3600 * 1000,
+    backoff: { baseMs: 1, maxMs: 5 },
+    circuit: { failureThreshold: 3, openMs: 5, maxOpenMs: 20 },
+    now: () => clock.ms,
+    random: () => 0.5,
+    ...options,
+  });
+  cleanups.push(async () => {
+    await worker.drainAndStop(0);
+    await spool.close();
+  });
+  return { spool, sink, worker, deadLetters, clock, dir: base };
+}
+
+/** Polls `condition`, advancing the fake clock a little each time (circuit breaker periods pass). */
+async function until(condition: () => boolean, clock?: { ms: number }, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    if (clock !== undefined) clock.ms += 5;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+describe('SinkWorker', () => {
+  test('delivers each record once and reports the outcome to a waiting request', async () => {
+    const r = await rig();
+    r.worker.start();
+    const seq = await r.spool.append(makeEvents(0, 10));
+    const outcome = await r.worker.waitFor(seq, 5000);
+    assert.deepEqual(outcome, { written: 10, duplicates: 0, poison: [] });
+    await until(() => r.spool.ackedSeq('tsdb') === seq);
+    assert.equal(r.spool.backlogOf('tsdb').events, 0);
+    await r.worker.drainAndStop(1000);
+    await r.spool.close();
+  });
+
+  test('a sink outage keeps events in the spool; after recovery each lands exactly once', async () => {
+    const r = await rig();
+    r.sink.down = true;
+    r.worker.start();
+    const seqs = [];
+    for (let i = 0; i < 20; i++) seqs.push(await r.spool.append(makeEvents(i * 5, 5)));
+    assert.equal(await r.worker.waitFor(seqs[0] as number, 50), null, 'queued while down');
+    await until(() => r.worker.status().circuit !== 'closed');
+    assert.equal(r.worker.status().healthy, false);
+    assert.equal(r.spool.backlogOf('tsdb').events, 100);
+    r.sink.down = false;
+    await until(() => r.spool.ackedSeq('tsdb') === 20, r.clock);
+    assert.equal(r.sink.stored.size, 100);
+    assert.equal(r.worker.status().circuit, 'closed');
+    await r.worker.drainAndStop(1000);
+    await r.spool.close();
+  });
+
+  test('a poison event goes to the dead letters; the rest of its record lands; the cursor moves on', async () => {
+    const r = await rig();
+    r.sink.poison = /poison/;
+    r.worker.start();
+    const events = makeEvents(0, 7);
+    events[3] = makeEvent(3, { message: 'poison pill' });
+    const seq = await r.spool.append(events);
+    const next = await r.spool.append(makeEvents(100, 2));
+    const outcome = await r.worker.waitFor(seq, 5000);
+    assert.ok(outcome !== null);
+    assert.equal(outcome.written, 6);
+    assert.deepEqual(outcome.poison.map((p) => p.position), [3]);
+    await until(() => r.spool.ackedSeq('tsdb') === next);
+    assert.equal(r.deadLetters.count('tsdb'), 1);
+    const listed = await r.deadLetters.list('tsdb', 0, 10);
+    assert.equal(listed.items[0]?.event.id, events[3]?.id);
+    assert.equal(listed.items[0]?.code, 'sink_rejected');
+    await r.worker.drainAndStop(1000);
+    await r.spool.close();
+  });
+
+  test('events past the retry budget are dead-lettered, never dropped silently', async () => {
+    const r = await rig({ retryBudgetMs: 60_000 });
+    r.sink.down = true;
+    r.worker.start();
+    const seq = await r.spool.append(makeEvents(0, 3));
+    await until(() => r.sink.sends >= 2, r.clock);
+    r.clock.ms += 61_000;
+    await until(() => r.spool.ackedSeq('tsdb') === seq, r.clock);
+    assert.equal(r.deadLetters.count('tsdb'), 3);
+    const listed = await r.deadLetters.list('tsdb', 0, 10);
+    assert.match(listed.items[0]?.reason ?? '', /retry budget exhausted/);
+    await r.worker.drainAndStop(1000);
+    await r.spool.close();
+  });
+
+  test('stop leaves undelivered records in the spool; the next start delivers them', async () => {
+    const first = await rig();
+    first.sink.down = true;
+    first.worker.start();
+    for (let i = 0; i < 5; i++) await first.spool.append(makeEvents(i * 2, 2));
+    await until(() => first.sink.sends >= 1);
+    await first.worker.drainAndStop(50);
+    assert.equal(first.spool.ackedSeq('tsdb'), 0);
+    await first.spool.close();
+
+    const second = await rig({}, first.dir);
+    assert.equal(second.spool.backlogOf('tsdb').events, 10);
+    second.worker.start();
+    await until(() => second.spool.ackedSeq('tsdb') === 5);
+    assert.equal(second.sink.stored.size, 10);
+    await second.worker.drainAndStop(1000);
+    await second.spool.close();
+  });
+
+  test('drainAndStop delivers what is spooled before returning', async () => {
+    const r = await rig();
+    r.worker.start();
+    for (let i = 0; i < 10; i++) void r.spool.append(makeEvents(i * 3, 3));
+    await until(() => r.spool.durableSeq === 10);
+    await r.worker.drainAndStop(5000);
+    assert.equal(r.sink.stored.size, 30);
+    assert.equal(r.spool.ackedSeq('tsdb'), 10);
+    await r.spool.close();
+  });
+});

@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { appendFile, open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, test } from 'node:test';
+import { MothershipError } from '../../src/lib/errors.js';
+import type { SinkName } from '../../src/sinks/sink.js';
+import { SINK_BITS, Spool, type SpoolOptions } from '../../src/spool/spool.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { makeEvents, tempDir } from '../helpers/events.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function openSpool(dir: string, overrides: Partial<SpoolOptions> = {}): Promise<Spool> {
+  const spool = await Spool.open({
+    dir,
+    maxBytes: 64 * 1024 * 1024,
+    segmentBytes: 1024 * 1024,
+    fsync: true,
+    memoryBytes: 8 * 1024 * 1024,
+    sinks: ['tsdb'],
+    logger: silentLogger(),
+    now: () => 0,
+    ...overrides,
+  });
+  return spool;
+}
+
+async function newDir(): Promise<string> {
+  const t = await tempDir('spool-test-');
+  cleanups.push(t.remove);
+  return t.dir;
+}
+
+async function readAll(spool: Spool, sink: SinkName, count: number): Promise<Array<{ seq: number; ids: string[] }>> {
+  const reader = spool.reader(sink);
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const r = await reader.read(AbortSignal.timeout(5000));
+    assert.ok(r !== null, 'record expected');
+    out.push({ seq: r.seq, ids: r.events.map((e) => e.id) });
+  }
+  await reader.close();
+  return out;
+}
+
+describe('Spool', () => {
+  test('concurrent appends get contiguous seqs and read back in order, from memory and from disk', async () => {
+    for (const memoryBytes of [8 * 1024 * 1024, 0]) {
+      const dir = await newDir();
+      const spool = await openSpool(dir, { memoryBytes });
+      const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => spool.append(makeEvents(i * 10, 10))));
+      assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
+      const records = await readAll(spool, 'tsdb', 50);
+      assert.deepEqual(records.map((r) => r.seq), seqs.slice().sort((a, b) => a - b));
+      const ids = records.flatMap((r) => r.ids);
+      assert.equal(new Set(ids).size, 500);
+      await spool.close();
+    }
+  });
+
+  test('records and the cursor survive a restart; the reader resumes after the cursor', async () => {
+    const dir = await newDir();
+    const first = await openSpool(dir);
+    for (let i = 0; i < 5; i++) await first.append(makeEvents(i * 3, 3));
+    first.ack('tsdb', 2, 6, 0);
+    await first.close();
+    const second = await openSpool(dir);
+    assert.equal(second.durableSeq, 5);
+    assert.equal(second.ackedSeq('tsdb'), 2);
+    assert.equal(second.backlogOf('tsdb').events, 9);
+    const records = await readAll(second, 'tsdb', 3);
+    assert.deepEqual(records.map((r) => r.seq), [3, 4, 5]);
+    assert.deepEqual(records[0]?.ids, makeEvents(6, 3).map((e) => e.id));
+    assert.equal(await second.append(makeEvents(100, 1)), 6);
+    await second.close();
+  });
+
+  test('a torn tail is cut and everything before it replays', async () => {
+    const dir = await newDir();
+    const spool = await openSpool(dir);
+    for (let i = 0; i < 4; i++) await spool.append(makeEvents(i * 2, 2));
+    await spool.close();
+    const [segment] = (await readdir(dir)).filter((f) => f.endsWith('.seg'));
+    assert.ok(segment !== undefined);
+    const file = path.join(dir, segment);
+    const before = (await stat(file)).size;
+    // Half a record header and some payload: what a crash in the middle of a write leaves.
+    await appendFile(file, Buffer.from([0x45, 0x53, 0x50, 0x31, 0xff, 0x00, 0x00, 0x00, 1, 2, 3]));
+    const reopened = await openSpool(dir);
+    assert.equal(reopened.recovery.tornBytes, 11);
+    assert.equal((await stat(file)).size, before);
+    assert.equal(reopened.durableSeq, 4);
+    assert.equal((await readAll(reopened, 'tsdb', 4)).length, 4);
+    assert.equal(await reopened.append(makeEvents(50, 1)), 5);
+    await reopened.close();
+  });
+
+  test('a corrupt segment is quarantined, counted, and the rest replays', async () => {
+    const dir = await newDir();
+    const spool = await openSpool(dir, { segmentBytes: 4096 });
+    for (let i = 0; i < 30; i++) await spool.append(makeEvents(i * 5, 5));
+    await spool.close();
+    const segments = (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
+    assert.ok(segments.length >= 3, `expected several segments, got ${segments.length}`);
+    const victim = path.join(dir, segments[0] as string);
+    const handle = await open(victim, 'r+');
+    await handle.write(Buffer.from('XXXX'), 0, 4, 40);
+    await handle.close();
+    const reopened = await openSpool(dir, { segmentBytes: 4096 });
+    assert.equal(reopened.recovery.quarantined.length, 1);
+    assert.deepEqual(await readdir(path.join(dir, 'quarantine')).then((f) => f.length), 1);
+    assert.equal(reopened.durableSeq, 30);
+    const survivors = reopened.segments();
+    assert.ok((survivors[0]?.firstSeq ?? 0) > 1);
+    const reader = reopened.reader('tsdb');
+    // The reader starts at the first record still held.
+    reopened.ack('tsdb', (survivors[0]?.firstSeq ?? 1) - 1, 0, 0);
+    const r2 = reopened.reader('tsdb');
+    const rec = await r2.read(AbortSignal.timeout(5000));
+    assert.equal(rec?.seq, survivors[0]?.firstSeq);
+    await reader.close();
+    await r2.close();
+    await reopened.close();
+  });
+
+  test('a full spool refuses with spool_full and Retry-After, and accepts again once drained', async () => {
+    const dir = await newDir();
+    const spool = await openSpool(dir, { maxBytes: 20_000, segmentBytes: 4096 });
+    let refused: unknown = null;
+    let last = 0;
+    for (let i = 0; i < 1000 && refused === null; i++) {
+      try {
+        last = await spool.append(makeEvents(i * 5, 5));
+      } catch (err) {
+        refused = err;
+      }
+    }
+    assert.ok(refused instanceof MothershipError);
+    assert.equal(refused.code, 'spool_full');
+    assert.ok((refused.retryAfterSeconds ?? 0) >= 1);
+    spool.ack('tsdb', last, 0, 0);
+    await spool.close();
+    const reopened = await openSpool(dir, { maxBytes: 20_000, segmentBytes: 4096 });
+    assert.ok(reopened.totalBytes < 20_000);
+    await reopened.append(makeEvents(9999, 5));
+    await reopened.close();
+  });
+
+  test('segments are deleted only once every sink has passed them', async () => {
+    const dir = await newDir();
+    const spool = await openSpool(dir, { segmentBytes: 4096, sinks: ['tsdb', 'loki'] });
+    let last = 0;
+    for (let i = 0; i < 30; i++) last = await spool.append(makeEvents(i * 5, 5));
+    const count = async (): Promise<number> => (await readdir(dir)).filter((f) => f.endsWith('.seg')).length;
+    const before = await count();
+    spool.ack('tsdb', last, 0, 0);
+    await spool.close();
+    assert.equal(await count(), before, 'loki has not passed them');
+    const again = await openSpool(dir, { segmentBytes: 4096, sinks: ['tsdb', 'loki'] });
+    again.ack('loki', last, 0, 0);
+    await again.close();
+    assert.equal(await count(), 0, 'every segment both sinks passed is gone');
+  });
+
+  test('records can target one sink only', async () => {
+    const dir = await newDir();
+    const spool = await openSpool(dir, { sinks: ['tsdb', 'loki'] });
+    await spool.append(makeEvents(0, 2), SINK_BITS.loki);
+    assert.equal(spool.backlogOf('tsdb').events, 0);
+    assert.equal(spool.backlogOf('loki').events, 2);
+    const reader = spool.reader('tsdb');
+    const rec = await reader.read(AbortSignal.timeout(1000));
+    assert.equal(rec?.targets, SINK_BITS.loki);
+    await reader.close();
+    await spool.close();
+  });
+});
