@@ -3,7 +3,8 @@ import { MothershipError } from '../lib/errors.js';
 import { deliverIsolating, type PoisonEvent } from '../sinks/deliver.js';
 import type { Sink } from '../sinks/sink.js';
 import { SINK_BITS, type Spool } from '../spool/spool.js';
-import type { SpoolRecord } from '../spool/spool-reader.js';
+import type { SpoolReader, SpoolRecord } from '../spool/spool-reader.js';
+import type { IngestEvent } from '../pipeline/event.js';
 import type { Logger } from '../telemetry/logger.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit-breaker.js';
@@ -17,6 +18,18 @@ export interface WorkerOptions {
   readonly circuit: CircuitOptions;
   readonly now: () => number;
   readonly random: () => number;
+  /**
+   * Merge consecutive small records into one send of up to `maxEvents`, waiting at most
+   * `maxWaitMs` for more to arrive (Loki's batching). Absent: one record per send.
+   */
+  readonly coalesce?: { readonly maxEvents: number; readonly maxWaitMs: number };
+}
+
+/** Records sent together in one send; `offsets[i]` is where record i's events start in `events`. */
+interface Unit {
+  readonly records: readonly SpoolRecord[];
+  readonly events: readonly IngestEvent[];
+  readonly offsets: readonly number[];
 }
 
 /** What one record's delivery to this sink came to. */
@@ -145,16 +158,16 @@ export class SinkWorker {
           await Promise.race([...[...this.inFlight.values()].map((f) => f.done), stopped]);
           continue;
         }
-        const record = await this.readNext(reader, signal);
-        if (record === null) continue;
-        if ((record.targets & this.bit) === 0 || record.events.length === 0) {
-          if (record.decodeError !== undefined) this.logger.error({ sink: this.sink.name, seq: record.seq, reason: record.decodeError }, 'skipping an unreadable spool record');
-          this.finish(record, { written: 0, duplicates: 0, poison: [] }, 0);
+        const unit = await this.readUnit(reader, signal);
+        if (unit === null) continue;
+        if (unit.events.length === 0) {
+          this.finishUnit(unit, { written: 0, duplicates: 0, poison: [] });
           continue;
         }
-        const receivedAtMs = record.events[0]?.receivedAtMs ?? this.options.now();
-        const done = this.deliver(record, signal);
-        this.inFlight.set(record.seq, { receivedAtMs, done });
+        const first = unit.records[0] as SpoolRecord;
+        const receivedAtMs = unit.events[0]?.receivedAtMs ?? this.options.now();
+        const done = this.deliver(unit, signal);
+        this.inFlight.set(first.seq, { receivedAtMs, done });
       }
       await Promise.all([...this.inFlight.values()].map((f) => f.done));
     } finally {
@@ -162,8 +175,47 @@ export class SinkWorker {
     }
   }
 
+  /** The next unit to send: one record, or several small ones when coalescing. Null when woken idle. */
+  private async readUnit(reader: SpoolReader, signal: AbortSignal): Promise<Unit | null> {
+    const first = await this.readNext(reader, signal);
+    if (first === null) return null;
+    const records = [first];
+    const coalesce = this.options.coalesce;
+    if (coalesce !== undefined && this.wanted(first) > 0) {
+      let count = this.wanted(first);
+      const until = AbortSignal.any([signal, AbortSignal.timeout(coalesce.maxWaitMs)]);
+      while (count < coalesce.maxEvents && !until.aborted && reader.next <= this.drainTarget) {
+        if (reader.next > this.spool.durableSeq) {
+          await this.spool.waitForAppend(reader.next - 1, until);
+          continue;
+        }
+        const more = await reader.read(until);
+        if (more === null) break;
+        records.push(more);
+        count += this.wanted(more);
+      }
+    }
+    const events: IngestEvent[] = [];
+    const offsets: number[] = [];
+    for (const r of records) {
+      offsets.push(events.length);
+      if (this.wanted(r) === 0) {
+        if (r.decodeError !== undefined) this.logger.error({ sink: this.sink.name, seq: r.seq, reason: r.decodeError }, 'skipping an unreadable spool record');
+        continue;
+      }
+      if (records.length === 1) return { records, events: r.events as IngestEvent[], offsets };
+      for (const e of r.events) events.push(e);
+    }
+    return { records, events, offsets };
+  }
+
+  /** Events of `record` this sink must deliver. */
+  private wanted(record: SpoolRecord): number {
+    return (record.targets & this.bit) === 0 ? 0 : record.events.length;
+  }
+
   /** Reads the next record, waking early when a drain target is set while idle. */
-  private async readNext(reader: ReturnType<Spool['reader']>, signal: AbortSignal): Promise<SpoolRecord | null> {
+  private async readNext(reader: SpoolReader, signal: AbortSignal): Promise<SpoolRecord | null> {
     const idle = new AbortController();
     const onAbort = (): void => idle.abort();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -176,8 +228,9 @@ export class SinkWorker {
     }
   }
 
-  private async deliver(record: SpoolRecord, signal: AbortSignal): Promise<void> {
+  private async deliver(unit: Unit, signal: AbortSignal): Promise<void> {
     const firstAttemptMs = this.options.now();
+    const seq = (unit.records[0] as SpoolRecord).seq;
     let attempt = 0;
     try {
       while (!signal.aborted) {
@@ -186,69 +239,89 @@ export class SinkWorker {
           await sleep(wait, signal);
           continue;
         }
-        const result = await deliverGuarded(this.sink, record.events, signal);
+        const result = await deliverGuarded(this.sink, unit.events, signal);
         if (result.kind === 'delivered') {
           this.breaker.success();
           this.lastError = null;
-          if (result.poison.length > 0 && !(await this.deadLetterSafely(record, result.poison, firstAttemptMs, ''))) {
+          if (result.poison.length > 0 && !(await this.deadLetterSafely(unit, result.poison, firstAttemptMs, ''))) {
             await sleep(backoffDelay(this.options.backoff, attempt++, this.options.random), signal);
             continue;
           }
-          this.finish(record, { written: result.written, duplicates: result.duplicates, poison: result.poison }, record.events.length);
+          this.finishUnit(unit, result);
           return;
         }
         if (signal.aborted) return;
         this.breaker.failure();
-        this.noteFailure(result.error, record);
-        const ageMs = this.options.now() - (record.events[0]?.receivedAtMs ?? firstAttemptMs);
+        this.noteFailure(result.error, seq);
+        const ageMs = this.options.now() - (unit.events[0]?.receivedAtMs ?? firstAttemptMs);
         if (ageMs > this.options.retryBudgetMs) {
-          const poison = record.events.map((_, position) => ({ position, error: result.error }));
-          if (await this.deadLetterSafely(record, poison, firstAttemptMs, `retry budget exhausted after ${Math.round(ageMs / 1000)} s: `)) {
-            this.finish(record, { written: 0, duplicates: 0, poison }, record.events.length);
+          const poison = unit.events.map((_, position) => ({ position, error: result.error }));
+          if (await this.deadLetterSafely(unit, poison, firstAttemptMs, `retry budget exhausted after ${Math.round(ageMs / 1000)} s: `)) {
+            this.finishUnit(unit, { written: 0, duplicates: 0, poison });
             return;
           }
         }
         await sleep(backoffDelay(this.options.backoff, attempt++, this.options.random, result.retryAfterMs), signal);
       }
     } finally {
-      this.inFlight.delete(record.seq);
+      this.inFlight.delete(seq);
     }
   }
 
-  private noteFailure(error: MothershipError, record: SpoolRecord): void {
+  private noteFailure(error: MothershipError, seq: number): void {
     const first = this.lastError === null;
     this.lastError = error.message;
-    const fields = { sink: this.sink.name, seq: record.seq, err: { code: error.code, message: error.message }, circuit: this.breaker.state };
+    const fields = { sink: this.sink.name, seq, err: { code: error.code, message: error.message }, circuit: this.breaker.state };
     // One warning when a sink starts failing, then debug: an outage must not flood the log.
     if (first) this.logger.warn(fields, 'sink delivery failing; events stay in the spool');
     else this.logger.debug(fields, 'sink delivery retry failed');
   }
 
   /** False when the dead letters could not be written: the record is then retried, never dropped. */
-  private async deadLetterSafely(record: SpoolRecord, poison: readonly PoisonEvent[], firstAttemptMs: number, prefix: string): Promise<boolean> {
+  private async deadLetterSafely(unit: Unit, poison: readonly PoisonEvent[], firstAttemptMs: number, prefix: string): Promise<boolean> {
+    const seq = (unit.records[0] as SpoolRecord).seq;
     try {
-      await this.deadLetter(record, poison, firstAttemptMs, prefix);
+      await this.deadLetter(unit, poison, firstAttemptMs, prefix);
       return true;
     } catch (err) {
       this.lastError = `dead-letter write failed: ${(err as Error).message}`;
-      this.logger.error({ sink: this.sink.name, seq: record.seq, err: { message: (err as Error).message } }, 'could not write dead letters; will retry the record');
+      this.logger.error({ sink: this.sink.name, seq, err: { message: (err as Error).message } }, 'could not write dead letters; will retry the record');
       return false;
     }
   }
 
-  private async deadLetter(record: SpoolRecord, poison: readonly PoisonEvent[], firstAttemptMs: number, prefix: string): Promise<void> {
+  private async deadLetter(unit: Unit, poison: readonly PoisonEvent[], firstAttemptMs: number, prefix: string): Promise<void> {
     const now = this.options.now();
     const entries = [];
     for (const p of poison) {
-      const event = record.events[p.position];
+      const event = unit.events[p.position];
       if (event !== undefined) entries.push({ event, code: p.error.code, reason: prefix + p.error.message, firstAttemptMs, lastAttemptMs: now });
     }
     await this.deadLetters.add(this.sink.name, entries);
-    this.logger.warn({ sink: this.sink.name, seq: record.seq, events: entries.length, reason: entries[0]?.reason }, 'events moved to dead letters');
+    this.logger.warn({ sink: this.sink.name, seq: unit.records[0]?.seq, events: entries.length, reason: entries[0]?.reason }, 'events moved to dead letters');
   }
 
-  private finish(record: SpoolRecord, outcome: RecordOutcome, events: number): void {
-    this.finished.set(record.seq, { events, bytes: (record.targets & this.bit) === 0 ? 0 : record.bytes });
+  /**
+   * Splits a unit's outcome over its records. Counts are exact for a one-record unit (how tsdb
+   * runs, so /ingest answers are exact); a coalesced unit attributes its duplicates to none.
+   */
+  private finishUnit(unit: Unit, outcome: RecordOutcome): void {
+    if (unit.records.length === 1) {
+      this.finish(unit.records[0] as SpoolRecord, { written: outcome.written, duplicates: outcome.duplicates, poison: outcome.poison });
+      return;
+    }
+    for (let i = 0; i < unit.records.length; i++) {
+      const record = unit.records[i] as SpoolRecord;
+      const start = unit.offsets[i] as number;
+      const count = this.wanted(record);
+      const poison = outcome.poison.filter((p) => p.position >= start && p.position < start + count).map((p) => ({ position: p.position - start, error: p.error }));
+      this.finish(record, { written: count - poison.length, duplicates: 0, poison });
+    }
+  }
+
+  private finish(record: SpoolRecord, outcome: RecordOutcome): void {
+    const events = this.wanted(record);
+    this.finished.set(record.seq, { events, bytes: events === 0 ? 0 : record.bytes });
     this.recent.set(record.seq, outcome);
     if (this.recent.size > RECENT_OUTCOMES) {
       const oldest = this.recent.keys().next();

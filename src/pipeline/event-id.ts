@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
  *
  *   1. The message carries `__spool_id` (a non-empty string, or a number):
  *        id = H("spool", node, String(__spool_id))
- *   2. The request carries an `Idempotency-Key` header:
+ *   2. The request carries a non-empty `Idempotency-Key` header:
  *        id = H("key", node, key, i)
  *        i = the message's position in `messages`, counting from 0
  *   3. Otherwise:
@@ -19,7 +19,8 @@ import * as crypto from 'node:crypto';
  *        k = how many earlier messages of the same batch have the same canonical JSON (0 for
  *            the first), so identical messages in one batch stay distinct events
  *
- *   node = the envelope `source` (trimmed, at most 256 characters), or "" when absent.
+ *   node = the envelope `source` (trimmed, at most 256 characters), or "" when it is absent,
+ *          empty or not a string.
  *   H(p1, …, pn) = the first 16 bytes of SHA-256 over the UTF-8 encoding of
  *        len(p1) ":" p1 len(p2) ":" p2 … len(pn) ":" pn
  *     where len is the part's length in UTF-16 code units, in decimal, and numbers (i, k) are

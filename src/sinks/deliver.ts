@@ -38,6 +38,7 @@ export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[
     if (outcome.kind === 'delivered') {
       written += outcome.written;
       duplicates += outcome.duplicates;
+      for (const r of outcome.rejected ?? []) poison.push({ position: range.start + r.position, error: r.error });
       continue;
     }
     if (range.end - range.start === 1) {

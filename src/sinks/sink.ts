@@ -6,12 +6,19 @@ export type SinkName = 'tsdb' | 'loki';
 /**
  * What a sink says about one `send`. Sinks only classify; retrying, backoff and cursors live
  * in shared code.
- * - delivered: every event is stored (`written` new, `duplicates` already there from a retry).
+ * - delivered: every event is stored (`written` new, `duplicates` already there from a retry),
+ *   except those listed in `rejected` (a sink like Loki that accepts part of a batch).
  * - retryable: nothing can be assumed stored; try again later (optionally after `retryAfterMs`).
  * - rejected: the sink refuses these events for good (bad data, not a bad link).
  */
 export type SendOutcome =
-  | { readonly kind: 'delivered'; readonly written: number; readonly duplicates: number }
+  | {
+      readonly kind: 'delivered';
+      readonly written: number;
+      readonly duplicates: number;
+      /** A partial success: these events (positions in the batch sent) were refused for good, all others stored. */
+      readonly rejected?: ReadonlyArray<{ readonly position: number; readonly error: MothershipError }>;
+    }
   | { readonly kind: 'retryable'; readonly error: MothershipError; readonly retryAfterMs?: number }
   | { readonly kind: 'rejected'; readonly error: MothershipError };
 

@@ -142,8 +142,8 @@ export interface TcpProxy {
   cut(): Promise<void>;
 }
 
-/** A TCP forwarder to `target`, to make a server disappear under a running client. */
-export async function tcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/** A TCP forwarder to `target`, to make a server disappear under a running client (and, on the same `listenPort`, come back). */
+export async function tcpProxy(target: { host: string; port: number }, listenPort = 0): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((inbound) => {
     const outbound = net.connect(target.port, target.host);
@@ -154,7 +154,7 @@ export async function tcpProxy(target: { host: string; port: number }): Promise<
     }
     inbound.pipe(outbound).pipe(inbound);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));
   const address = server.address();
   if (typeof address !== 'object' || address === null) throw new Error('proxy has no port');
   return {

@@ -14,7 +14,7 @@ export interface ServerProcess {
 
 /**
  * Starts the built server (dist/src/main.js) as a child process on a free port and waits for
- * its "listening" log line. The environment is exactly `env` on top of PATH/HOME: nothing
+ * its "listening" log line (so LOG_LEVEL must stay at info or below). The environment is exactly `env` on top of PATH/HOME: nothing
  * leaks in from the developer's shell.
  */
 export async function startServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
@@ -25,7 +25,10 @@ export async function startServer(env: Record<string, string>, timeoutMs = 60_00
   const output: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${output.join('\n')}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start in ${timeoutMs} ms:\n${output.join('\n')}`));
+    }, timeoutMs);
     const onLine = (line: string): void => {
       output.push(line);
       const address = listeningAddress(line);

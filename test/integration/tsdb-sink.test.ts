@@ -171,6 +171,31 @@ for (const target of targets) {
       }
     });
 
+    it('works for a role that owns only its schema, with no CREATE or TEMPORARY on the database', async () => {
+      const name = uniqueSchema();
+      const password = `pw-${randomUUID()}`;
+      await db.query(`CREATE DATABASE ${name}`);
+      await db.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`);
+      const owner = await connect({ ...connection, database: name });
+      try {
+        await owner.query(`REVOKE ALL ON DATABASE ${name} FROM PUBLIC; GRANT CONNECT ON DATABASE ${name} TO ${name}`);
+        await owner.query(`CREATE SCHEMA ${name} AUTHORIZATION ${name}`);
+        await owner.end();
+        const limited: PgConnection = { ...connection, database: name, user: name, password };
+        const sink = sinkFor(name, {}, {}, limited);
+        await sink.start(signal());
+        assertDelivered(await sink.send(events(3), signal()), 3, 0);
+        // No TEMPORARY privilege: the big batch goes through unnest instead of COPY + staging.
+        assertDelivered(await sink.send(events(BIG, (i) => ({ timeMs: T0 + 100 + i })), signal()), BIG, 0);
+        assertDelivered(await sink.send([], signal()), 0, 0);
+        await sink.shutdown();
+      } finally {
+        await owner.end().catch(() => undefined);
+        await db.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await db.query(`DROP ROLE IF EXISTS ${name}`);
+      }
+    });
+
     it('stores a retried batch once: the same batch again is all duplicates', async () => {
       const { sink, schema } = await started();
       const small = events(5);

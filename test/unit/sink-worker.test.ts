@@ -164,4 +164,20 @@ describe('SinkWorker', () => {
     assert.equal(r.spool.ackedSeq('tsdb'), 10);
     await r.spool.close();
   });
+
+  test('coalescing merges small records into sends of up to maxEvents, and waits at most maxWaitMs', async () => {
+    const r = await rig({ coalesce: { maxEvents: 10, maxWaitMs: 30 }, window: 1 });
+    r.worker.start();
+    for (let i = 0; i < 12; i++) void r.spool.append(makeEvents(i * 2, 2));
+    await until(() => r.spool.ackedSeq('tsdb') === 12);
+    assert.equal(r.sink.stored.size, 24);
+    assert.ok(r.sink.sends <= 6, `expected coalesced sends, got ${r.sink.sends}`);
+    const before = r.sink.sends;
+    const started = Date.now();
+    const seq = await r.spool.append(makeEvents(500, 1));
+    const outcome = await r.worker.waitFor(seq, 2000);
+    assert.ok(outcome !== null, 'a lone record is still sent once the wait is over');
+    assert.ok(Date.now() - started >= 25);
+    assert.equal(r.sink.sends, before + 1);
+  });
 });

@@ -183,7 +183,10 @@ export async function migrate(client: pg.ClientBase, options: MigrationOptions, 
   try {
     await client.query('SET LOCAL statement_timeout = 0');
     await client.query(LOCK_SQL);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+    // CREATE SCHEMA checks the database-level CREATE privilege even when the schema exists, so a
+    // role that only owns its schema would fail: create it only when it is missing.
+    const present = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [options.schema]);
+    if ((present.rowCount ?? 0) === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
     await client.query(`
       CREATE TABLE IF NOT EXISTS ${s}.mothership_migrations (
         version int PRIMARY KEY,

@@ -93,16 +93,26 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
         { max: config.poolMax, connectionTimeoutMs: Math.min(10_000, config.writeTimeoutMs), statementTimeoutMs: config.writeTimeoutMs },
         log,
       );
+      let canStage: boolean;
       try {
         const options = { schema: config.schema, chunkInterval: config.chunkInterval, compressAfter: config.compressAfter, retentionDays: config.retentionDays };
-        migration = await withClient(candidate, { deadline: now() + START_TIMEOUT_MS, signal, now }, (client) => migrate(client, options, log));
+        const prepared = await withClient(candidate, { deadline: now() + START_TIMEOUT_MS, signal, now }, async (client) => {
+          const result = await migrate(client, options, log);
+          const { rows } = await client.query<{ temp: boolean }>(`SELECT has_database_privilege(current_database(), 'TEMPORARY') AS temp`);
+          return { result, canStage: rows[0]?.temp === true };
+        });
+        migration = prepared.result;
+        canStage = prepared.canStage;
       } catch (err) {
         await candidate.end().catch(() => undefined);
         const outcome = classifyTsdbError(err, { target, timeoutMs: START_TIMEOUT_MS });
         throw new MothershipError(outcome.kind === 'retryable' ? outcome.error.code : 'startup_failed', `tsdb start-up failed: ${outcome.error.message}`);
       }
       pool = candidate;
-      writer = new TsdbWriter(candidate, { schema: config.schema, timeoutMs: config.writeTimeoutMs, now });
+      // COPY stages rows in a temp table; a role without TEMPORARY writes every batch with unnest.
+      if (!canStage) log.info('tsdb: this role may not create temp tables; large batches use INSERT … unnest instead of COPY');
+      const copy = canStage ? {} : { copyThreshold: Number.POSITIVE_INFINITY };
+      writer = new TsdbWriter(candidate, { schema: config.schema, timeoutMs: config.writeTimeoutMs, now, ...copy });
       if (migration.retention === 'job') retentionTimer = setTimer(runRetention, RETENTION_INTERVAL_MS);
       log.info(
         {
