@@ -17,11 +17,14 @@ import { startEmbeddedPostgres } from './sinks/tsdb/embedded.js';
 import { createTsdbSink } from './sinks/tsdb/sink.js';
 import { Spool } from './spool/spool.js';
 import type { Logger } from './telemetry/logger.js';
+import { Metrics } from './telemetry/metrics.js';
 
 export interface AppDeps {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly random?: () => number;
+  /** Process metrics (CPU, memory, event loop); off in tests that build many apps. */
+  readonly defaultMetrics?: boolean;
 }
 
 /** One enabled sink and how the app drives it. */
@@ -31,6 +34,8 @@ export interface SinkSetup {
   readonly window: number;
   /** How long an /ingest answer waits for this sink before saying `queued` (0: never). */
   readonly waitMs: number;
+  /** Merge small records into larger sends (Loki batching). */
+  readonly coalesce?: { readonly maxEvents: number; readonly maxWaitMs: number };
   readonly describe?: () => Readonly<Record<string, unknown>>;
 }
 
@@ -86,6 +91,25 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
     logger.warn({ tornBytes: spool.recovery.tornBytes, quarantined: spool.recovery.quarantined }, 'spool recovered from a crash');
   }
   const deadLetters = await DeadLetterStore.open(config.delivery.deadLetterDir, config.delivery.deadLetterMaxBytes, names, logger);
+  const inflight = new InflightBudget(config.server.maxInflightBytes);
+  const workerList: SinkWorker[] = [];
+  const metrics = new Metrics({
+    spoolBytes: () => spool.totalBytes,
+    inflightBytes: () => inflight.bytes,
+    sinks: () =>
+      workerList.map((w) => {
+        const backlog = spool.backlogOf(w.sink.name);
+        const status = w.status();
+        return {
+          name: w.sink.name,
+          backlogEvents: backlog.events,
+          backlogBytes: backlog.bytes,
+          oldestUndeliveredAgeSeconds: status.oldestUndeliveredAgeMs / 1000,
+          circuit: status.circuit,
+          deadLetters: deadLetters.count(w.sink.name),
+        };
+      }),
+  }, { defaultMetrics: deps.defaultMetrics ?? true });
   const workers = setups.map(
     (s) =>
       new SinkWorker(s.sink, spool, deadLetters, logger.child({ sink: s.sink.name }), {
@@ -95,8 +119,11 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
         circuit: { failureThreshold: 5, openMs: 1_000, maxOpenMs: 60_000 },
         now: () => clock.now(),
         random: deps.random ?? Math.random,
+        metrics,
+        ...(s.coalesce === undefined ? {} : { coalesce: s.coalesce }),
       }),
   );
+  workerList.push(...workers);
   for (const w of workers) {
     w.start();
     const backlog = spool.backlogOf(w.sink.name);
@@ -112,9 +139,10 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
     server: config.server,
     logger,
     auth: new BearerAuth(config.server.authTokens),
-    ingestor: new Ingestor(spool, workers, { ...config.server, waitMs: Object.fromEntries(setups.map((s) => [s.sink.name, s.waitMs])) }),
+    ingestor: new Ingestor(spool, workers, { ...config.server, waitMs: Object.fromEntries(setups.map((s) => [s.sink.name, s.waitMs])), metrics }),
     clock,
-    inflight: new InflightBudget(config.server.maxInflightBytes),
+    inflight,
+    metrics,
     version: VERSION,
     enabledSinks: names,
     isAccepting,

@@ -6,6 +6,7 @@ import { SINK_BITS, type Spool } from '../spool/spool.js';
 import type { SpoolReader, SpoolRecord } from '../spool/spool-reader.js';
 import type { IngestEvent } from '../pipeline/event.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit-breaker.js';
 
@@ -23,6 +24,7 @@ export interface WorkerOptions {
    * `maxWaitMs` for more to arrive (Loki's batching). Absent: one record per send.
    */
   readonly coalesce?: { readonly maxEvents: number; readonly maxWaitMs: number };
+  readonly metrics?: Metrics;
 }
 
 /** Records sent together in one send; `offsets[i]` is where record i's events start in `events`. */
@@ -239,7 +241,9 @@ export class SinkWorker {
           await sleep(wait, signal);
           continue;
         }
+        const startedMs = this.options.now();
         const result = await deliverGuarded(this.sink, unit.events, signal);
+        this.options.metrics?.sinkWriteSeconds(this.sink.name, (this.options.now() - startedMs) / 1000);
         if (result.kind === 'delivered') {
           this.breaker.success();
           this.lastError = null;
@@ -251,6 +255,7 @@ export class SinkWorker {
           return;
         }
         if (signal.aborted) return;
+        this.options.metrics?.sinkEventsCounted(this.sink.name, 'retried', unit.events.length);
         this.breaker.failure();
         this.noteFailure(result.error, seq);
         const ageMs = this.options.now() - (unit.events[0]?.receivedAtMs ?? firstAttemptMs);
@@ -306,6 +311,12 @@ export class SinkWorker {
    * runs, so /ingest answers are exact); a coalesced unit attributes its duplicates to none.
    */
   private finishUnit(unit: Unit, outcome: RecordOutcome): void {
+    const metrics = this.options.metrics;
+    if (metrics !== undefined) {
+      metrics.sinkEventsCounted(this.sink.name, 'written', outcome.written);
+      metrics.sinkEventsCounted(this.sink.name, 'duplicate', outcome.duplicates);
+      metrics.sinkEventsCounted(this.sink.name, 'dead_lettered', outcome.poison.length);
+    }
     if (unit.records.length === 1) {
       this.finish(unit.records[0] as SpoolRecord, { written: outcome.written, duplicates: outcome.duplicates, poison: outcome.poison });
       return;

@@ -35,9 +35,17 @@ export function toMothershipError(err: unknown, maxBodyBytes: number): Mothershi
   return new MothershipError('internal_error', undefined, { cause: err });
 }
 
+/** The error code each refused request was answered with, for metrics (weak: no leak). */
+const answeredCodes = new WeakMap<FastifyRequest, ErrorCode>();
+
+export function answeredErrorCode(request: FastifyRequest): ErrorCode | undefined {
+  return answeredCodes.get(request);
+}
+
 /** Writes `{"status":"error","error":code,"message"}` with the right status and headers, and logs it. */
 export function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply, logger: Logger, maxBodyBytes: number): FastifyReply {
   const error = toMothershipError(err, maxBodyBytes);
+  answeredCodes.set(request, error.code);
   const logFields = { reqId: request.id, method: request.method, url: request.url, err: { code: error.code, message: error.message } };
   if (error.status >= 500) logger.error({ ...logFields, cause: describeCause(error.cause) }, 'request failed');
   else logger.debug(logFields, 'request refused');

@@ -6,9 +6,10 @@ import type { BearerAuth } from './auth.js';
 import { sendError } from './error-answer.js';
 import { registerAdminRoutes, type AdminRouteDeps } from './routes/admin.js';
 import { isJsonContentType, registerIngestRoute, type IngestRouteDeps } from './routes/ingest.js';
+import { registerObservabilityRoutes, type ObservabilityRouteDeps } from './routes/observability.js';
 import { registerStatusRoutes, type StatusRouteDeps } from './routes/status.js';
 
-export interface HttpDeps extends IngestRouteDeps, Omit<StatusRouteDeps, 'adminEnabled'> {
+export interface HttpDeps extends IngestRouteDeps, Omit<StatusRouteDeps, 'adminEnabled'>, ObservabilityRouteDeps {
   readonly server: ServerConfig;
   readonly logger: Logger;
   /** Bearer tokens for POST /ingest. */
@@ -22,7 +23,8 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: deps.server.maxBodyBytes,
-    return503OnClosing: true,
+    // Requests that arrive while closing get our own 503 `shutting_down` answer, with Retry-After.
+    return503OnClosing: false,
     // Longer than typical load-balancer idle timeouts, so the balancer closes first and no request races a close.
     keepAliveTimeout: 65_000,
     requestTimeout: 120_000,
@@ -54,6 +56,7 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
 
   registerIngestRoute(app, deps);
   registerStatusRoutes(app, { ...deps, adminEnabled: deps.admin !== null });
+  registerObservabilityRoutes(app, deps);
   if (deps.admin !== null) registerAdminRoutes(app, deps.admin);
   return app;
 }

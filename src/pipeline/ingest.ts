@@ -1,6 +1,7 @@
 import type { RecordOutcome, SinkWorker } from '../delivery/sink-worker.js';
 import type { SinkName } from '../sinks/sink.js';
 import type { Spool } from '../spool/spool.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { parseEnvelope } from './envelope.js';
 import type { NormalizedBatch, RejectedMessage } from './event.js';
 import { normalizeBatch } from './normalize.js';
@@ -38,6 +39,7 @@ export interface IngestOptions {
   readonly maxJsonDepth: number;
   /** How long the answer waits for each sink to store the batch before reporting it `queued`. 0: never waits. */
   readonly waitMs: Readonly<Partial<Record<SinkName, number>>>;
+  readonly metrics?: Metrics;
 }
 
 /**
@@ -59,15 +61,30 @@ export class Ingestor {
       idempotencyKey: request.idempotencyKey,
       maxJsonDepth: this.options.maxJsonDepth,
     });
-    if (batch.events.length === 0) return this.answer(batch, this.workers.map(() => ({ written: 0, duplicates: 0, poison: [] })));
+    const metrics = this.options.metrics;
+    metrics?.messagesCounted('received', batch.received);
+    if (batch.events.length === 0) return this.counted(this.answer(batch, this.workers.map(() => ({ written: 0, duplicates: 0, poison: [] }))));
     const seq = await this.spool.append(batch.events);
+    metrics?.nodeSeen(envelope.source, batch.events.length, request.receivedAtMs);
     const outcomes = await Promise.all(
       this.workers.map((w) => {
         const waitMs = this.options.waitMs[w.sink.name] ?? 0;
         return waitMs > 0 ? w.waitFor(seq, waitMs) : Promise.resolve(null);
       }),
     );
-    return this.answer(batch, outcomes);
+    return this.counted(this.answer(batch, outcomes));
+  }
+
+  private counted(answer: IngestAnswer): IngestAnswer {
+    const metrics = this.options.metrics;
+    if (metrics !== undefined) {
+      metrics.messagesCounted('accepted', answer.written);
+      metrics.messagesCounted('rejected', answer.errors);
+      let duplicates = 0;
+      for (const r of Object.values(answer.sink_results)) duplicates = Math.max(duplicates, r.duplicates);
+      metrics.messagesCounted('duplicate', duplicates);
+    }
+    return answer;
   }
 
   private answer(batch: NormalizedBatch, outcomes: ReadonlyArray<RecordOutcome | null>): IngestAnswer {

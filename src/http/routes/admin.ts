@@ -94,20 +94,20 @@ function bodyParams(body: unknown): Params {
   } catch (err) {
     throw new MothershipError('invalid_json', `The body is not valid JSON: ${(err as Error).message}`);
   }
-  throw new MothershipError('invalid_envelope', 'The body must be a JSON object');
+  throw new MothershipError('invalid_parameter', 'The body must be a JSON object');
 }
 
 function sinkParam(value: unknown, sinks: readonly SinkName[]): SinkName {
   if (sinks.length === 1 && (value === undefined || value === '')) return sinks[0] as SinkName;
   const found = sinks.find((s) => s === value);
-  if (found === undefined) throw new MothershipError('invalid_envelope', `"sink" must be one of: ${sinks.join(', ')}`);
+  if (found === undefined) throw new MothershipError('invalid_parameter', `"sink" must be one of: ${sinks.join(', ')}`);
   return found;
 }
 
 function intParam(value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new MothershipError('invalid_envelope', `expected a whole number from ${min} to ${max}, got "${String(value).slice(0, 20)}"`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new MothershipError('invalid_parameter', `expected a whole number from ${min} to ${max}, got "${String(value).slice(0, 20)}"`);
   return n;
 }
 
