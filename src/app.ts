@@ -51,6 +51,9 @@ export interface App {
 
 type Cleanup = () => Promise<void>;
 
+/** Most events in one PostgreSQL write when records have queued up. */
+const TSDB_COALESCE_EVENTS = 5000;
+
 /**
  * Builds the mothership from its config: resources first (embedded PostgreSQL), then sinks,
  * spool, delivery workers and the HTTP server. Nothing global: a test can build several apps
@@ -63,7 +66,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     if (config.tsdb.enabled) {
       const connection = await tsdbConnection(config, deps.logger, cleanups);
       const tsdb = createTsdbSink(config.tsdb, connection, deps.logger);
-      setups.push({ sink: new StartGate(tsdb, deps.logger), window: config.tsdb.poolMax, waitMs: config.tsdb.writeTimeoutMs, describe: () => tsdb.describe() });
+      setups.push({
+        sink: new StartGate(tsdb, deps.logger),
+        window: config.tsdb.poolMax,
+        waitMs: config.tsdb.writeTimeoutMs,
+        // Under load, records that queued up while the window was busy go out as one COPY.
+        coalesce: { maxEvents: TSDB_COALESCE_EVENTS, maxWaitMs: 0 },
+        describe: () => tsdb.describe(),
+      });
     }
     if (config.loki.enabled) {
       throw new MothershipError('config_invalid', 'LOKI_ENABLED: the Loki sink is not part of this release yet; unset LOKI_ENABLED');

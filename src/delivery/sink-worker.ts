@@ -185,9 +185,11 @@ export class SinkWorker {
     const coalesce = this.options.coalesce;
     if (coalesce !== undefined && this.wanted(first) > 0) {
       let count = this.wanted(first);
-      const until = AbortSignal.any([signal, AbortSignal.timeout(coalesce.maxWaitMs)]);
+      // maxWaitMs 0: take only what is already durable (batching under load, no added latency).
+      const until = coalesce.maxWaitMs > 0 ? AbortSignal.any([signal, AbortSignal.timeout(coalesce.maxWaitMs)]) : signal;
       while (count < coalesce.maxEvents && !until.aborted && reader.next <= this.drainTarget) {
         if (reader.next > this.spool.durableSeq) {
+          if (coalesce.maxWaitMs === 0) break;
           await this.spool.waitForAppend(reader.next - 1, until);
           continue;
         }
@@ -307,8 +309,9 @@ export class SinkWorker {
   }
 
   /**
-   * Splits a unit's outcome over its records. Counts are exact for a one-record unit (how tsdb
-   * runs, so /ingest answers are exact); a coalesced unit attributes its duplicates to none.
+   * Splits a unit's outcome over its records. Exact when the unit is one record, or when it was
+   * all new or all duplicates (the usual cases); when a unit mixes resent and new events, its
+   * duplicates are attributed to its earliest records.
    */
   private finishUnit(unit: Unit, outcome: RecordOutcome): void {
     const metrics = this.options.metrics;
@@ -321,12 +324,16 @@ export class SinkWorker {
       this.finish(unit.records[0] as SpoolRecord, { written: outcome.written, duplicates: outcome.duplicates, poison: outcome.poison });
       return;
     }
+    let duplicatesLeft = outcome.duplicates;
     for (let i = 0; i < unit.records.length; i++) {
       const record = unit.records[i] as SpoolRecord;
       const start = unit.offsets[i] as number;
       const count = this.wanted(record);
       const poison = outcome.poison.filter((p) => p.position >= start && p.position < start + count).map((p) => ({ position: p.position - start, error: p.error }));
-      this.finish(record, { written: count - poison.length, duplicates: 0, poison });
+      const stored = count - poison.length;
+      const duplicates = Math.min(stored, duplicatesLeft);
+      duplicatesLeft -= duplicates;
+      this.finish(record, { written: stored - duplicates, duplicates, poison });
     }
   }
 
