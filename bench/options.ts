@@ -105,7 +105,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     gzip,
     messages: num(values.messages, 'MESSAGES', null, 1, 1e9),
     env: Object.freeze(extra),
-    token: pick(values.token, 'TOKEN') ?? extra['AUTH_TOKENS']?.split(',')[0]?.trim() ?? null,
+    // An entry may be `node_id:token`: the token is what follows the first colon.
+    token: pick(values.token, 'TOKEN') ?? extra['AUTH_TOKENS']?.split(',')[0]?.trim().replace(/^[A-Za-z0-9][A-Za-z0-9._-]*:(?!$)/, '') ?? null,
     keep: values.keep === true,
     json: values.json === true,
     copyBatch: Math.floor(req(num(values['copy-batch'], 'COPY_BATCH', 10_000, 1, 1_000_000))),

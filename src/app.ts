@@ -4,7 +4,9 @@ import { DeadLetterStore } from './deadletter/store.js';
 import { healthReport } from './delivery/health-report.js';
 import { SinkWorker } from './delivery/sink-worker.js';
 import { BearerAuth } from './http/auth.js';
+import { Credentials, type ReloadReport } from './http/credentials.js';
 import { InflightBudget } from './http/inflight-budget.js';
+import { RateLimiter } from './http/rate-limit.js';
 import { buildHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { MothershipError } from './lib/errors.js';
@@ -47,6 +49,11 @@ export interface App {
   listen(): Promise<string>;
   /** Graceful and idempotent: refuse new batches, finish in-flight requests, drain sinks, close everything. */
   close(): Promise<void>;
+  /**
+   * SIGHUP: re-reads AUTH_TOKENS_FILE and the TLS files without dropping connections. A file
+   * that fails keeps what was in force (logged at error level). Never throws.
+   */
+  reload(): Promise<ReloadReport>;
 }
 
 type Cleanup = () => Promise<void>;
@@ -90,6 +97,9 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
   const { logger } = deps;
   const clock = deps.clock ?? systemClock;
   if (setups.length === 0) throw new MothershipError('config_invalid', 'No sink is enabled: set TSDB_ENABLED=true or LOKI_ENABLED=true');
+  // Before anything starts: a bad token or certificate file stops start-up at once.
+  const credentials = await Credentials.open(config.server, logger);
+  const rateLimiter = config.server.rateLimit === null ? null : new RateLimiter(config.server.rateLimit, clock);
   const sinks = setups.map((s) => s.sink);
   for (const sink of sinks) {
     cleanups.unshift(() => sink.shutdown());
@@ -148,8 +158,10 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
   const http = buildHttpServer({
     server: config.server,
     logger,
-    auth: new BearerAuth(config.server.authTokens),
-    ingestor: new Ingestor(spool, workers, { ...config.server, waitMs: Object.fromEntries(setups.map((s) => [s.sink.name, s.waitMs])), metrics }),
+    auth: credentials.tokens,
+    tls: credentials.tls,
+    rateLimiter,
+    ingestor: new Ingestor(spool, workers, { ...config.server, admission: rateLimiter, waitMs: Object.fromEntries(setups.map((s) => [s.sink.name, s.waitMs])), metrics }),
     clock,
     inflight,
     metrics,
@@ -160,15 +172,23 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
     admin: config.server.adminToken === null ? null : { auth: new BearerAuth([config.server.adminToken]), spool, workers, deadLetters },
   });
 
+  credentials.attach(http.server);
+
   let closing: Promise<void> | null = null;
   return {
     http,
     spool,
     workers,
     async listen() {
-      const address = await http.listen({ host: config.server.host, port: config.server.port });
-      logger.info({ address, sinks: names, auth: config.server.authTokens.length > 0, spool: config.spool.dir }, 'mothership listening');
+      const listened = await http.listen({ host: config.server.host, port: config.server.port });
+      // Fastify does not know the server it was given speaks TLS.
+      const address = credentials.tls === null ? listened : listened.replace(/^http:/, 'https:');
+      const { tokens, tls, mtls } = credentials.summary;
+      logger.info({ address, sinks: names, auth: credentials.tokens.enabled, tokens, tls, mtls, spool: config.spool.dir }, 'mothership listening');
       return address;
+    },
+    reload() {
+      return credentials.reload();
     },
     close() {
       closing ??= (async () => {

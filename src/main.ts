@@ -63,6 +63,11 @@ function installSignalHandlers(app: App, logger: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Re-read AUTH_TOKENS_FILE and the TLS files; connections stay open. Never fatal.
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading credentials');
+    void app.reload().then((report) => logger.info({ ...report }, 'reload done'));
+  });
 }
 
 /**
@@ -81,6 +86,7 @@ function runWithAutoReload(): void {
   };
   process.on('SIGTERM', forward);
   process.on('SIGINT', forward);
+  process.on('SIGHUP', forward);
   child.on('exit', (code, signal) => {
     process.exitCode = code ?? (signal === null ? 0 : 1);
   });

@@ -35,12 +35,60 @@ export interface LokiConfig {
   readonly password: string | null;
   readonly batchSize: number;
   readonly batchTimeoutMs: number;
+  readonly batchMaxBytes: number;
+  readonly encoding: 'protobuf' | 'json';
+  readonly timeoutMs: number;
+  /** Event fields that become labels (LOKI_LABELS as written; `source` is always added). */
+  readonly labels: readonly string[];
+  /** LOKI_STATIC_LABELS, names already valid. */
+  readonly staticLabels: Readonly<Record<string, string>>;
+  readonly maxLabelValues: number;
+  readonly lineFormat: 'json' | 'message';
+  readonly structuredMetadata: readonly string[];
+  readonly maxLineBytes: number;
+  /** 0: no age filter. */
+  readonly maxAgeMs: number;
+}
+
+/** One ingest token, held only as its SHA-256 (see `config/tokens.ts`). */
+export interface TokenEntry {
+  /** The edge node the token authenticates; null for a bare token (no node identity). */
+  readonly node: string | null;
+  /** SHA-256 of the token, lower-case hex. */
+  readonly sha256: string;
+}
+
+/** HTTPS: certificate files, re-read on SIGHUP. */
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Set: mutual TLS; clients must present a certificate signed by this CA (its CN/SAN is the node id). */
+  readonly clientCaFile: string | null;
+}
+
+export interface RateLimitConfig {
+  readonly messagesPerSecond: number;
+  /** Bucket size in messages. */
+  readonly burst: number;
 }
 
 export interface ServerConfig {
   readonly host: string;
   readonly port: number;
-  readonly authTokens: readonly string[];
+  /** AUTH_TOKENS, parsed; AUTH_TOKENS_FILE adds to these when the app starts and on SIGHUP. */
+  readonly authTokens: readonly TokenEntry[];
+  readonly authTokensFile: string | null;
+  /** null: plain HTTP. */
+  readonly tls: TlsConfig | null;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly connectionTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly maxHeaderBytes: number;
+  readonly maxKeysPerMessage: number;
+  readonly maxStringBytes: number;
+  /** null: no rate limit. */
+  readonly rateLimit: RateLimitConfig | null;
   readonly maxBodyBytes: number;
   readonly maxDecompressedBytes: number;
   readonly maxMessagesPerBatch: number;

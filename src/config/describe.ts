@@ -12,11 +12,22 @@ export function describeConfig(config: Config): Record<string, unknown> {
     server: {
       host: server.host,
       port: server.port,
-      auth: server.authTokens.length > 0 ? `${server.authTokens.length} token(s)` : 'off',
+      // Token values never: only how many, and whether they name nodes.
+      auth: describeAuth(config),
+      authTokensFile: server.authTokensFile,
+      tls: server.tls === null ? 'off' : { certFile: server.tls.certFile, keyFile: server.tls.keyFile, clientCaFile: server.tls.clientCaFile },
+      headersTimeoutMs: server.headersTimeoutMs,
+      requestTimeoutMs: server.requestTimeoutMs,
+      connectionTimeoutMs: server.connectionTimeoutMs,
+      maxConnections: server.maxConnections,
+      maxHeaderBytes: server.maxHeaderBytes,
       maxBodyBytes: server.maxBodyBytes,
       maxDecompressedBytes: server.maxDecompressedBytes,
       maxMessagesPerBatch: server.maxMessagesPerBatch,
       maxJsonDepth: server.maxJsonDepth,
+      maxKeysPerMessage: server.maxKeysPerMessage,
+      maxStringBytes: server.maxStringBytes,
+      rateLimit: server.rateLimit === null ? 'off' : { messagesPerSecond: server.rateLimit.messagesPerSecond, burst: server.rateLimit.burst },
       maxInflightBytes: server.maxInflightBytes,
       shutdownTimeoutMs: server.shutdownTimeoutMs,
       admin: server.adminToken === null ? 'off' : 'on (token set)',
@@ -51,8 +62,26 @@ export function describeConfig(config: Config): Record<string, unknown> {
       password: loki.password === null ? null : MASK,
       batchSize: loki.batchSize,
       batchTimeoutMs: loki.batchTimeoutMs,
+      batchMaxBytes: loki.batchMaxBytes,
+      encoding: loki.encoding,
+      timeoutMs: loki.timeoutMs,
+      labels: loki.labels,
+      staticLabels: loki.staticLabels,
+      maxLabelValues: loki.maxLabelValues,
+      lineFormat: loki.lineFormat,
+      structuredMetadata: loki.structuredMetadata,
+      maxLineBytes: loki.maxLineBytes,
+      maxAgeHours: loki.maxAgeMs / 3_600_000,
     },
   };
+}
+
+function describeAuth(config: Config): string {
+  const { authTokens, authTokensFile } = config.server;
+  if (authTokens.length === 0) return authTokensFile === null ? 'off' : 'tokens from AUTH_TOKENS_FILE';
+  const nodes = new Set(authTokens.map((t) => t.node).filter((n) => n !== null)).size;
+  const bound = nodes > 0 ? ` for ${nodes} node(s)` : ' (no node ids)';
+  return `${authTokens.length} token(s)${bound}${authTokensFile === null ? '' : ' + AUTH_TOKENS_FILE'}`;
 }
 
 /** A URL with any userinfo password masked. */

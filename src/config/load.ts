@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { MothershipError } from '../lib/errors.js';
-import type { Config, LogLevel, PgConnection } from './config.js';
+import { isValidLabelName, MAX_LABELS_PER_STREAM, toLabelName } from '../sinks/loki/label-name.js';
+import type { Config, LogLevel, LokiConfig, PgConnection, RateLimitConfig, TlsConfig } from './config.js';
+import { parseTokenList } from './tokens.js';
 import { VARIABLES, type VariableName, type VariableSpec } from './variables.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -59,7 +61,17 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     server: {
       host: req('SERVER_HOST'),
       port: num('SERVER_PORT'),
-      authTokens: splitList(str('AUTH_TOKENS')),
+      authTokens: parseTokenList(str('AUTH_TOKENS')),
+      authTokensFile: pathOrNull(cwd, str('AUTH_TOKENS_FILE')),
+      tls: tlsConfig(cwd, str),
+      headersTimeoutMs: num('SERVER_HEADERS_TIMEOUT_MS'),
+      requestTimeoutMs: num('SERVER_REQUEST_TIMEOUT_MS'),
+      connectionTimeoutMs: num('SERVER_CONNECTION_TIMEOUT_MS'),
+      maxConnections: num('SERVER_MAX_CONNECTIONS'),
+      maxHeaderBytes: num('MAX_HEADER_BYTES'),
+      maxKeysPerMessage: num('MAX_KEYS_PER_MESSAGE'),
+      maxStringBytes: num('MAX_STRING_BYTES'),
+      rateLimit: rateLimitConfig(num('RATE_LIMIT_MESSAGES_PER_SECOND'), num('RATE_LIMIT_BURST')),
       maxBodyBytes: num('MAX_BODY_BYTES'),
       maxDecompressedBytes: num('MAX_DECOMPRESSED_BYTES'),
       maxMessagesPerBatch: num('MAX_MESSAGES_PER_BATCH'),
@@ -104,12 +116,99 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
       password: str('LOKI_PASSWORD'),
       batchSize: num('LOKI_BATCH_SIZE'),
       batchTimeoutMs: Math.round(num('LOKI_BATCH_TIMEOUT_SECONDS') * 1000),
+      ...lokiDetails(str, num, req),
     },
   };
   if (config.server.maxDecompressedBytes < config.server.maxBodyBytes) {
     throw new MothershipError('config_invalid', 'MAX_DECOMPRESSED_BYTES: must be at least MAX_BODY_BYTES');
   }
+  if (config.server.headersTimeoutMs > config.server.requestTimeoutMs) {
+    throw new MothershipError('config_invalid', 'SERVER_HEADERS_TIMEOUT_MS: must not be more than SERVER_REQUEST_TIMEOUT_MS');
+  }
   return deepFreeze(config);
+}
+
+/** The LOKI_* settings beyond the seed's, with the cross-checks that need several variables. */
+function lokiDetails(
+  str: (name: VariableName) => string | null,
+  num: (name: VariableName) => number,
+  req: (name: VariableName) => string,
+): Omit<LokiConfig, 'enabled' | 'url' | 'tenantId' | 'username' | 'password' | 'batchSize' | 'batchTimeoutMs'> {
+  const url = new URL(req('LOKI_URL'));
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new MothershipError('config_invalid', 'LOKI_URL: expected an http:// or https:// URL');
+  }
+  const labels = splitList(str('LOKI_LABELS'));
+  const labelNames = new Map<string, string>([['source', 'source']]);
+  for (const field of labels) {
+    const name = toLabelName(field);
+    if (name === null) throw new MothershipError('config_invalid', `LOKI_LABELS: "${field}" gives no usable label name`);
+    const other = labelNames.get(name);
+    if (other !== undefined && other !== field) {
+      throw new MothershipError('config_invalid', `LOKI_LABELS: "${field}" and "${other}" would both become the label "${name}"`);
+    }
+    labelNames.set(name, field);
+  }
+  const staticLabels: Record<string, string> = {};
+  for (const pair of splitList(str('LOKI_STATIC_LABELS'))) {
+    const eq = pair.indexOf('=');
+    const name = eq < 0 ? pair : pair.slice(0, eq).trim();
+    if (eq < 0 || !isValidLabelName(name)) {
+      throw new MothershipError('config_invalid', `LOKI_STATIC_LABELS: expected name=value with a name like job or env_1 (letters, digits, _; not starting with __), got "${pair}"`);
+    }
+    if (labelNames.has(name) || Object.hasOwn(staticLabels, name)) {
+      throw new MothershipError('config_invalid', `LOKI_STATIC_LABELS: the label "${name}" is given twice (or is also in LOKI_LABELS)`);
+    }
+    const value = pair.slice(eq + 1).trim();
+    if (value.length === 0) throw new MothershipError('config_invalid', `LOKI_STATIC_LABELS: the label "${name}" has no value`);
+    staticLabels[name] = value;
+  }
+  const total = labelNames.size + Object.keys(staticLabels).length;
+  if (total > MAX_LABELS_PER_STREAM) {
+    throw new MothershipError(
+      'config_invalid',
+      `LOKI_LABELS: with source and LOKI_STATIC_LABELS that makes ${total} labels; Loki accepts at most ${MAX_LABELS_PER_STREAM} per stream`,
+    );
+  }
+  const structuredMetadata = splitList(str('LOKI_STRUCTURED_METADATA'));
+  for (const field of structuredMetadata) {
+    if (toLabelName(field) === null) throw new MothershipError('config_invalid', `LOKI_STRUCTURED_METADATA: "${field}" gives no usable name`);
+  }
+  return {
+    batchMaxBytes: num('LOKI_BATCH_MAX_BYTES'),
+    encoding: req('LOKI_ENCODING').toLowerCase() === 'json' ? 'json' : 'protobuf',
+    timeoutMs: num('LOKI_TIMEOUT_MS'),
+    labels,
+    staticLabels,
+    maxLabelValues: num('LOKI_MAX_LABEL_VALUES'),
+    lineFormat: req('LOKI_LINE_FORMAT').toLowerCase() === 'message' ? 'message' : 'json',
+    structuredMetadata,
+    maxLineBytes: num('LOKI_MAX_LINE_BYTES'),
+    maxAgeMs: Math.round(num('LOKI_MAX_AGE_HOURS') * 3_600_000),
+  };
+}
+
+function pathOrNull(cwd: string, value: string | null): string | null {
+  return value === null ? null : path.resolve(cwd, value);
+}
+
+/** TLS_CERT_FILE and TLS_KEY_FILE go together; TLS_CLIENT_CA_FILE needs both. */
+function tlsConfig(cwd: string, str: (name: VariableName) => string | null): TlsConfig | null {
+  const certFile = pathOrNull(cwd, str('TLS_CERT_FILE'));
+  const keyFile = pathOrNull(cwd, str('TLS_KEY_FILE'));
+  const clientCaFile = pathOrNull(cwd, str('TLS_CLIENT_CA_FILE'));
+  if (certFile === null && keyFile === null) {
+    if (clientCaFile !== null) throw new MothershipError('config_invalid', 'TLS_CLIENT_CA_FILE: mutual TLS needs TLS_CERT_FILE and TLS_KEY_FILE too');
+    return null;
+  }
+  if (certFile === null) throw new MothershipError('config_invalid', 'TLS_CERT_FILE: missing (TLS_KEY_FILE is set; set both or neither)');
+  if (keyFile === null) throw new MothershipError('config_invalid', 'TLS_KEY_FILE: missing (TLS_CERT_FILE is set; set both or neither)');
+  return { certFile, keyFile, clientCaFile };
+}
+
+function rateLimitConfig(messagesPerSecond: number, burst: number): RateLimitConfig | null {
+  if (messagesPerSecond === 0) return null;
+  return { messagesPerSecond, burst: burst > 0 ? burst : Math.max(1, Math.ceil(messagesPerSecond * 10)) };
 }
 
 function checkKind(spec: VariableSpec, value: string): string | null {

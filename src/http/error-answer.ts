@@ -46,7 +46,8 @@ export function answeredErrorCode(request: FastifyRequest): ErrorCode | undefine
 export function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply, logger: Logger, maxBodyBytes: number): FastifyReply {
   const error = toMothershipError(err, maxBodyBytes);
   answeredCodes.set(request, error.code);
-  const logFields = { reqId: request.id, method: request.method, url: request.url, err: { code: error.code, message: error.message } };
+  // The path only: a query string may carry a credential a client put there.
+  const logFields = { reqId: request.id, method: request.method, url: request.url.split('?', 1)[0], err: { code: error.code, message: error.message } };
   if (error.status >= 500) logger.error({ ...logFields, cause: describeCause(error.cause) }, 'request failed');
   else logger.debug(logFields, 'request refused');
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));

@@ -17,6 +17,9 @@ export const ERROR_CODES = {
   not_found: { status: 404, message: 'No such endpoint' },
   method_not_allowed: { status: 405, message: 'Method not allowed' },
   request_timeout: { status: 408, message: 'The request took too long to arrive' },
+  headers_too_large: { status: 431, message: 'The request line and headers are over the size limit' },
+  bad_request: { status: 400, message: 'The HTTP request is malformed' },
+  rate_limited: { status: 429, message: 'This node sends more messages than its rate limit; retry after the Retry-After delay' },
   storage_unavailable: { status: 503, message: 'The batch could not be stored; retry later' },
   spool_full: { status: 503, message: 'The spool is full while sinks catch up; retry later' },
   overloaded: { status: 503, message: 'Too much data in flight; retry later' },
@@ -25,6 +28,8 @@ export const ERROR_CODES = {
   // Message level (one message is rejected, the rest of the batch is accepted)
   message_not_object: { status: 400, message: 'The message is not a JSON object or string' },
   message_too_deep: { status: 400, message: 'The message is nested deeper than allowed' },
+  message_too_many_keys: { status: 400, message: 'The message has more object keys than allowed' },
+  message_string_too_long: { status: 400, message: 'The message holds a string longer than allowed' },
   // Sink level (never sent to clients as a request error; logged and counted)
   sink_unavailable: { status: 503, message: 'The sink is unreachable' },
   sink_timeout: { status: 503, message: 'The sink did not answer in time' },

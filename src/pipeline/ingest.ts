@@ -32,11 +32,24 @@ export interface IngestRequest {
   readonly body: unknown;
   readonly receivedAtMs: number;
   readonly idempotencyKey: string | null;
+  /** The authenticated node id (stamped as `source`, used in ids), or null. */
+  readonly node?: string | null;
+  /** Who the rate limit counts this batch against (node id or client address); null: not counted. */
+  readonly rateKey?: string | null;
+}
+
+/** Admits a batch of `messages` for `key` or throws (e.g. `rate_limited`); the HTTP layer's rate limiter. */
+export interface Admission {
+  take(key: string, messages: number): void;
 }
 
 export interface IngestOptions {
   readonly maxMessagesPerBatch: number;
   readonly maxJsonDepth: number;
+  readonly maxKeysPerMessage: number;
+  readonly maxStringBytes: number;
+  /** Null or absent: no rate limit. */
+  readonly admission?: Admission | null;
   /** How long the answer waits for each sink to store the batch before reporting it `queued`. 0: never waits. */
   readonly waitMs: Readonly<Partial<Record<SinkName, number>>>;
   readonly metrics?: Metrics;
@@ -56,10 +69,16 @@ export class Ingestor {
 
   async ingest(request: IngestRequest): Promise<IngestAnswer> {
     const envelope = parseEnvelope(request.body, this.options);
+    // Counted before any work on the messages: a refused batch costs the node nothing.
+    const rateKey = request.rateKey ?? null;
+    if (rateKey !== null) this.options.admission?.take(rateKey, envelope.messages.length);
     const batch = normalizeBatch(envelope, {
       receivedAtMs: request.receivedAtMs,
       idempotencyKey: request.idempotencyKey,
       maxJsonDepth: this.options.maxJsonDepth,
+      maxKeysPerMessage: this.options.maxKeysPerMessage,
+      maxStringBytes: this.options.maxStringBytes,
+      node: request.node ?? null,
     });
     const metrics = this.options.metrics;
     metrics?.messagesCounted('received', batch.received);

@@ -13,7 +13,20 @@ export interface NormalizeContext {
   readonly idempotencyKey: string | null;
   /** Deepest nesting of objects/arrays allowed in one message; the message itself is depth 1. */
   readonly maxJsonDepth: number;
+  /** Most object keys in one message, counted at every depth. Default: no limit. */
+  readonly maxKeysPerMessage?: number;
+  /** Longest string (value or key) in one message, in UTF-8 bytes. Default: no limit. */
+  readonly maxStringBytes?: number;
+  /**
+   * The authenticated node (token binding or client certificate), or null. When set it is the
+   * events' `source` and the `node` of their ids, whatever the envelope claims; a different
+   * claimed `source` is kept in the data as `claimed_source`. Default: null.
+   */
+  readonly node?: string | null;
 }
+
+/** Key of the data field that keeps an envelope `source` the authenticated node does not match. */
+export const CLAIMED_SOURCE_KEY = 'claimed_source';
 
 const MAX_LABEL_LENGTH = 256;
 const UNDERSCORE = 95;
@@ -26,12 +39,20 @@ export function normalizeBatch(envelope: BatchEnvelope, ctx: NormalizeContext): 
   const messages = envelope.messages;
   const events: IngestEvent[] = [];
   const rejected: RejectedMessage[] = [];
-  const node = envelope.source ?? '';
+  const authenticated = ctx.node ?? null;
+  const source = authenticated ?? envelope.source;
+  const node = source ?? '';
+  const claimed = authenticated !== null && envelope.source !== null && envelope.source !== authenticated ? envelope.source : null;
+  const limits: ShapeLimits = {
+    maxDepth: ctx.maxJsonDepth,
+    maxKeys: ctx.maxKeysPerMessage ?? Number.POSITIVE_INFINITY,
+    maxStringBytes: ctx.maxStringBytes ?? Number.POSITIVE_INFINITY,
+  };
   const key = ctx.idempotencyKey !== null && ctx.idempotencyKey.length > 0 ? ctx.idempotencyKey : null;
   const receivedAtMs = Math.floor(ctx.receivedAtMs);
   // Per batch, not per message: the envelope time is the same for all of them.
   const fallbackTime: EventTime = parseEventTime(envelope.timestamp) ?? { ms: receivedAtMs, nanos: 0 };
-  const depthScratch: DepthScratch = { items: [], depths: [] };
+  const shapeScratch: ShapeScratch = { items: [], depths: [] };
   // Rule 3 of the id: first id of a content → how many times that content was seen in this
   // batch. Keyed by the id (36 chars) rather than the JSON, which may be kilobytes long.
   let seen: Map<string, number> | null = null;
@@ -40,6 +61,10 @@ export function normalizeBatch(envelope: BatchEnvelope, ctx: NormalizeContext): 
     const raw = messages[i];
     let original: Record<string, unknown>;
     if (typeof raw === 'string') {
+      if (tooLong(raw, limits.maxStringBytes)) {
+        rejected.push(shapeRejection(i, 'string', limits));
+        continue;
+      }
       original = { message: raw };
     } else if (isPlainObject(raw)) {
       original = raw;
@@ -51,12 +76,9 @@ export function normalizeBatch(envelope: BatchEnvelope, ctx: NormalizeContext): 
       });
       continue;
     }
-    if (isTooDeep(original, ctx.maxJsonDepth, depthScratch)) {
-      rejected.push({
-        index: i,
-        error: 'message_too_deep',
-        message: `Message ${i} is nested deeper than ${ctx.maxJsonDepth} levels`,
-      });
+    const problem = shapeProblem(original, limits, shapeScratch);
+    if (problem !== null) {
+      rejected.push(shapeRejection(i, problem, limits));
       continue;
     }
 
@@ -88,13 +110,18 @@ export function normalizeBatch(envelope: BatchEnvelope, ctx: NormalizeContext): 
       // Identical messages are rare, so the second hash is too.
       if (occurrence > 0) id = eventId('content', node, dataJson, occurrence);
     }
+    if (claimed !== null) {
+      // After the id: a node's id does not depend on what it claims to be.
+      data = { ...data, [CLAIMED_SOURCE_KEY]: claimed };
+      dataJson = JSON.stringify(data);
+    }
 
     events.push({
       id,
       timeMs: time.ms,
       timeNanos: time.nanos,
       receivedAtMs,
-      source: envelope.source,
+      source,
       type: label(data['type']),
       service: label(data['service']) ?? label(data['program']) ?? label(data['app_name']) ?? label(data['tag']),
       host: label(data['host']) ?? label(data['hostname']),
@@ -148,25 +175,52 @@ function withoutInternalKeys(message: Record<string, unknown>): Record<string, u
   return out;
 }
 
-interface DepthScratch {
+interface ShapeScratch {
   readonly items: object[];
   readonly depths: number[];
 }
 
+interface ShapeLimits {
+  readonly maxDepth: number;
+  readonly maxKeys: number;
+  readonly maxStringBytes: number;
+}
+
+type ShapeProblem = 'deep' | 'keys' | 'string';
+
+function shapeRejection(index: number, problem: ShapeProblem, limits: ShapeLimits): RejectedMessage {
+  switch (problem) {
+    case 'deep':
+      return { index, error: 'message_too_deep', message: `Message ${index} is nested deeper than ${limits.maxDepth} levels` };
+    case 'keys':
+      return { index, error: 'message_too_many_keys', message: `Message ${index} has more than ${limits.maxKeys} object keys (MAX_KEYS_PER_MESSAGE)` };
+    case 'string':
+      return { index, error: 'message_string_too_long', message: `Message ${index} holds a string longer than ${limits.maxStringBytes} bytes (MAX_STRING_BYTES)` };
+  }
+}
+
+/** True when `s` is over `maxBytes` in UTF-8. A UTF-16 unit is at most 3 UTF-8 bytes, so short strings skip the count. */
+function tooLong(s: string, maxBytes: number): boolean {
+  return s.length * 3 > maxBytes && Buffer.byteLength(s, 'utf8') > maxBytes;
+}
+
 /**
- * Whether any object/array sits deeper than `maxDepth` (the message is depth 1). Iterative with
- * an explicit stack, and it stops at the first container past the limit, so a message nested
- * 100k levels costs `maxDepth` steps and never the call stack.
+ * The first limit a message breaks: an object/array deeper than `maxDepth` (the message is
+ * depth 1), more than `maxKeys` object keys in all, or a string (value or key) longer than
+ * `maxStringBytes`. Iterative with an explicit stack, and it stops at the first problem, so a
+ * message nested 100k levels costs `maxDepth` steps and never the call stack.
  */
-function isTooDeep(root: object, maxDepth: number, scratch: DepthScratch): boolean {
-  if (maxDepth < 1) return true;
+function shapeProblem(root: object, limits: ShapeLimits, scratch: ShapeScratch): ShapeProblem | null {
+  const { maxDepth, maxKeys, maxStringBytes } = limits;
+  if (maxDepth < 1) return 'deep';
   const items = scratch.items;
   const depths = scratch.depths;
-  // Left non-empty only by an early `true`; truncating an empty array is not free.
+  // Left non-empty only by an early return; truncating an empty array is not free.
   if (items.length > 0) {
     items.length = 0;
     depths.length = 0;
   }
+  let keys = 0;
   let node: object = root;
   let depth = 1;
   for (;;) {
@@ -174,24 +228,30 @@ function isTooDeep(root: object, maxDepth: number, scratch: DepthScratch): boole
       for (let i = 0; i < node.length; i++) {
         const v: unknown = node[i];
         if (typeof v === 'object' && v !== null) {
-          if (depth >= maxDepth) return true;
+          if (depth >= maxDepth) return 'deep';
           items.push(v);
           depths.push(depth + 1);
+        } else if (typeof v === 'string' && tooLong(v, maxStringBytes)) {
+          return 'string';
         }
       }
     } else {
       const obj = node as Record<string, unknown>;
       for (const k in obj) {
+        if (++keys > maxKeys) return 'keys';
+        if (tooLong(k, maxStringBytes)) return 'string';
         const v = obj[k];
         if (typeof v === 'object' && v !== null) {
-          if (depth >= maxDepth) return true;
+          if (depth >= maxDepth) return 'deep';
           items.push(v);
           depths.push(depth + 1);
+        } else if (typeof v === 'string' && tooLong(v, maxStringBytes)) {
+          return 'string';
         }
       }
     }
     const next = items.pop();
-    if (next === undefined) return false;
+    if (next === undefined) return null;
     node = next;
     depth = depths.pop() ?? depth;
   }

@@ -53,7 +53,10 @@ describe('loadConfig', () => {
   });
 
   test('AUTH_TOKENS is a comma-separated list', () => {
-    assert.deepEqual(loadConfig({ AUTH_TOKENS: ' a, b ,,c ' }).server.authTokens, ['a', 'b', 'c']);
+    const tokens = loadConfig({ AUTH_TOKENS: ' a, b ,,c ' }).server.authTokens;
+    assert.deepEqual(tokens.map((t) => t.node), [null, null, null]);
+    // Held as SHA-256 digests only: the config never carries the token itself.
+    assert.equal(tokens[0]?.sha256, 'ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb');
   });
 
   test('every bad value is reported at once, each naming its variable', () => {
@@ -81,5 +84,87 @@ describe('loadConfig', () => {
     const text = JSON.stringify(describeConfig(c));
     for (const secret of ['topsecret', 'tok-1', 'tok-2', 'lokisecret', 'urlsecret']) assert.ok(!text.includes(secret), secret);
     assert.match(text, /2 token\(s\)/);
+  });
+});
+
+describe('loadConfig: LOKI_*', () => {
+  test('defaults', () => {
+    const l = loadConfig({}).loki;
+    assert.equal(l.url, 'http://localhost:3100');
+    assert.equal(l.encoding, 'protobuf');
+    assert.equal(l.timeoutMs, 10_000);
+    assert.deepEqual(l.labels, ['source', 'service', 'type', 'severity', 'host']);
+    assert.deepEqual(l.staticLabels, {});
+    assert.equal(l.maxLabelValues, 100);
+    assert.equal(l.lineFormat, 'json');
+    assert.deepEqual(l.structuredMetadata, []);
+    assert.equal(l.maxLineBytes, 256 * 1024);
+    assert.equal(l.batchMaxBytes, 1024 * 1024);
+    assert.equal(l.maxAgeMs, 168 * 3_600_000);
+    assert.equal(l.tenantId, null);
+  });
+
+  test('the seed variables and the new ones are read', () => {
+    const l = loadConfig({
+      LOKI_ENABLED: 'true',
+      LOKI_URL: 'https://loki.example:3100/',
+      LOKI_TENANT_ID: 'edgebot',
+      LOKI_USERNAME: 'user',
+      LOKI_PASSWORD: 'pass',
+      LOKI_BATCH_SIZE: '500',
+      LOKI_BATCH_TIMEOUT_SECONDS: '0.5',
+      LOKI_ENCODING: 'JSON',
+      LOKI_TIMEOUT_MS: '2500',
+      LOKI_LABELS: 'service, facility ,program',
+      LOKI_STATIC_LABELS: 'job=edgebot, env = prod',
+      LOKI_MAX_LABEL_VALUES: '20',
+      LOKI_LINE_FORMAT: 'message',
+      LOKI_STRUCTURED_METADATA: 'trace_id,pid',
+      LOKI_MAX_LINE_BYTES: '4096',
+      LOKI_BATCH_MAX_BYTES: '65536',
+      LOKI_MAX_AGE_HOURS: '0',
+    }).loki;
+    assert.equal(l.enabled, true);
+    assert.equal(l.url, 'https://loki.example:3100');
+    assert.equal(l.tenantId, 'edgebot');
+    assert.equal(l.username, 'user');
+    assert.equal(l.password, 'pass');
+    assert.equal(l.batchSize, 500);
+    assert.equal(l.batchTimeoutMs, 500);
+    assert.equal(l.encoding, 'json');
+    assert.equal(l.timeoutMs, 2500);
+    assert.deepEqual(l.labels, ['service', 'facility', 'program']);
+    assert.deepEqual(l.staticLabels, { job: 'edgebot', env: 'prod' });
+    assert.equal(l.maxLabelValues, 20);
+    assert.equal(l.lineFormat, 'message');
+    assert.deepEqual(l.structuredMetadata, ['trace_id', 'pid']);
+    assert.equal(l.maxLineBytes, 4096);
+    assert.equal(l.batchMaxBytes, 65536);
+    assert.equal(l.maxAgeMs, 0);
+  });
+
+  test('bad LOKI_* values stop start-up, naming the variable', () => {
+    assert.throws(() => loadConfig({ LOKI_ENCODING: 'xml' }), /LOKI_ENCODING/);
+    assert.throws(() => loadConfig({ LOKI_URL: 'ftp://loki' }), /LOKI_URL/);
+    assert.throws(() => loadConfig({ LOKI_STATIC_LABELS: 'job' }), /LOKI_STATIC_LABELS/);
+    assert.throws(() => loadConfig({ LOKI_STATIC_LABELS: 'bad-name=x' }), /LOKI_STATIC_LABELS/);
+    assert.throws(() => loadConfig({ LOKI_STATIC_LABELS: '__name__=x' }), /LOKI_STATIC_LABELS/);
+    assert.throws(() => loadConfig({ LOKI_STATIC_LABELS: 'host=x' }), /LOKI_STATIC_LABELS.*twice/);
+    assert.throws(() => loadConfig({ LOKI_STATIC_LABELS: 'job=' }), /LOKI_STATIC_LABELS/);
+    assert.throws(() => loadConfig({ LOKI_LABELS: 'source-ip,source_ip' }), /LOKI_LABELS/);
+    assert.throws(() => loadConfig({ LOKI_LABELS: Array.from({ length: 15 }, (_, i) => `f${i}`).join(',') }), /LOKI_LABELS.*16 labels/);
+    assert.throws(() => loadConfig({ LOKI_MAX_LABEL_VALUES: '0' }), /LOKI_MAX_LABEL_VALUES/);
+    assert.throws(() => loadConfig({ LOKI_TIMEOUT_MS: 'soon' }), /LOKI_TIMEOUT_MS/);
+    assert.throws(() => loadConfig({ LOKI_LINE_FORMAT: 'logfmt' }), /LOKI_LINE_FORMAT/);
+  });
+
+  test('describeConfig shows the Loki settings without the password', () => {
+    const c = loadConfig({ LOKI_PASSWORD: 'lokisecret', LOKI_URL: 'https://u:urlsecret@loki.example', LOKI_STATIC_LABELS: 'job=edgebot' });
+    const loki = describeConfig(c)['loki'] as Record<string, unknown>;
+    assert.equal(loki['password'], '***');
+    assert.equal(loki['url'], 'https://u:***@loki.example');
+    assert.deepEqual(loki['staticLabels'], { job: 'edgebot' });
+    assert.equal(loki['maxAgeHours'], 168);
+    assert.ok(!JSON.stringify(loki).includes('secret'));
   });
 });

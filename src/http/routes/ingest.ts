@@ -4,7 +4,9 @@ import type { Clock } from '../../lib/clock.js';
 import { MothershipError } from '../../lib/errors.js';
 import type { Ingestor } from '../../pipeline/ingest.js';
 import { decodeBody } from '../decode-body.js';
+import { nodeOf } from '../identity.js';
 import type { InflightBudget } from '../inflight-budget.js';
+import type { RateLimiter } from '../rate-limit.js';
 
 export interface IngestRouteDeps {
   readonly server: ServerConfig;
@@ -12,6 +14,8 @@ export interface IngestRouteDeps {
   readonly clock: Clock;
   readonly isAccepting: () => boolean;
   readonly inflight: InflightBudget;
+  /** RATE_LIMIT_MESSAGES_PER_SECOND; null or absent: no limit. The ingestor takes the tokens. */
+  readonly rateLimiter?: RateLimiter | null;
 }
 
 /** Bytes reserved in the in-flight budget by each request, released when its answer is sent. */
@@ -25,6 +29,8 @@ export function registerIngestRoute(app: FastifyInstance, deps: IngestRouteDeps)
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST' || request.url.split('?', 1)[0] !== '/ingest') return;
     if (!deps.isAccepting()) throw new MothershipError('shutting_down', undefined, { retryAfterSeconds: 5 });
+    // A node already over its limit is refused before its body is read.
+    deps.rateLimiter?.precheck(rateKey(request));
     const length = Number(request.headers['content-length']);
     const bytes = Number.isFinite(length) && length >= 0 ? Math.min(length, deps.server.maxBodyBytes) : deps.server.maxBodyBytes;
     deps.inflight.reserve(bytes);
@@ -35,8 +41,21 @@ export function registerIngestRoute(app: FastifyInstance, deps: IngestRouteDeps)
   app.post('/ingest', async (request) => {
     const receivedAtMs = deps.clock.now();
     const body = await parseBody(request, deps.server, deps.inflight);
-    return deps.ingestor.ingest({ body, receivedAtMs, idempotencyKey: idempotencyKey(request) });
+    const node = nodeOf(request);
+    return deps.ingestor.ingest({
+      body,
+      receivedAtMs,
+      idempotencyKey: idempotencyKey(request),
+      node,
+      rateKey: (deps.rateLimiter ?? null) === null ? null : rateKey(request),
+    });
   });
+}
+
+/** The rate limit is per authenticated node; without a node identity, per client address. */
+function rateKey(request: FastifyRequest): string {
+  const node = nodeOf(request);
+  return node === null ? `ip:${request.ip}` : `node:${node}`;
 }
 
 async function parseBody(request: FastifyRequest, server: ServerConfig, inflight: InflightBudget): Promise<unknown> {
