@@ -16,6 +16,7 @@ import { SinkHealthMonitor } from './sinks/health-monitor.js';
 import type { Sink, SinkName } from './sinks/sink.js';
 import { StartGate } from './sinks/start-gate.js';
 import { startEmbeddedPostgres } from './sinks/tsdb/embedded.js';
+import { createLokiSink } from './sinks/loki/sink.js';
 import { createTsdbSink } from './sinks/tsdb/sink.js';
 import { Spool } from './spool/spool.js';
 import type { Logger } from './telemetry/logger.js';
@@ -83,7 +84,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       });
     }
     if (config.loki.enabled) {
-      throw new MothershipError('config_invalid', 'LOKI_ENABLED: the Loki sink is not part of this release yet; unset LOKI_ENABLED');
+      const loki = createLokiSink(config.loki, deps.logger);
+      setups.push({
+        sink: loki,
+        // One push in flight: two could overtake each other, and Loki refuses entries more than
+        // an hour behind the newest of their stream.
+        window: 1,
+        // Loki batches by time, so the answer never waits for it: it reports `queued`.
+        waitMs: 0,
+        coalesce: { maxEvents: config.loki.batchSize, maxWaitMs: config.loki.batchTimeoutMs },
+        describe: () => loki.describe(),
+      });
     }
     return await assembleApp(config, deps, setups, cleanups);
   } catch (err) {

@@ -68,6 +68,7 @@ export class Spool {
   private flushing: Promise<void> | null = null;
   private appendWaiters: Array<() => void> = [];
   private persistTimer: NodeJS.Timeout | null = null;
+  private persisting: Promise<void> = Promise.resolve();
   private closed = false;
   private drain = { bytes: 0, sinceMs: 0, bytesPerSecond: 0 };
 
@@ -290,10 +291,15 @@ export class Spool {
     this.persistTimer.unref();
   }
 
-  private async persistCursors(): Promise<void> {
-    for (const [sink, seq] of this.acked) await this.cursors.write(sink, seq);
-    const removed = await this.log.removeThrough(this.released);
-    if (removed > 0) this.options.logger.debug({ removed }, 'spool segments deleted');
+  /** Serialized: the timer and `close` may both ask, and two writers would race on the same files. */
+  private persistCursors(): Promise<void> {
+    const run = this.persisting.then(async () => {
+      for (const [sink, seq] of this.acked) await this.cursors.write(sink, seq);
+      const removed = await this.log.removeThrough(this.released);
+      if (removed > 0) this.options.logger.debug({ removed }, 'spool segments deleted');
+    });
+    this.persisting = run.catch(() => undefined);
+    return run;
   }
 
   /** After recovery the byte backlog is estimated from segment sizes (exact bytes are only known per record read). */
