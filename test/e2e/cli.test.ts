@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { dropSchema, uniqueSchema } from '../helpers/database.js';
-import { e2eDatabase, withDb } from '../helpers/e2e.js';
-import { tempDir } from '../helpers/events.js';
+import { e2eFixture, withDb } from '../helpers/e2e.js';
 import { SAMPLES_DIR } from '../helpers/samples.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
@@ -24,23 +22,15 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
 }
 
 describe('the mothership CLI', () => {
-  let db: Awaited<ReturnType<typeof e2eDatabase>>;
+  const f = e2eFixture('e2e-cli-');
   let server: ServerProcess;
-  let schema: string;
-  let dir: Awaited<ReturnType<typeof tempDir>>;
 
   before(async () => {
-    db = await e2eDatabase();
-    schema = uniqueSchema();
-    dir = await tempDir('e2e-cli-');
-    server = await startServer({ DATA_DIR: dir.dir, TSDB_URL: db.url, TSDB_SCHEMA: schema, ADMIN_TOKEN: 'cli-admin' });
+    server = await startServer(f.env({ ADMIN_TOKEN: 'cli-admin' }));
   });
 
-  after(async () => {
+  f.beforeTeardown(async () => {
     await server?.stop();
-    await dropSchema(db.connection, schema);
-    await dir.remove();
-    await db.close();
   });
 
   test('check-config validates, masks secrets, and names a bad variable', async () => {
@@ -63,12 +53,12 @@ describe('the mothership CLI', () => {
     assert.equal(summary.accepted, summary.messages);
     const again = JSON.parse((await cli(['send', '--url', server.url, '--source', 'backfill-node', '--batch', '7', ...files])).stdout) as { duplicates: number; messages: number };
     assert.equal(again.duplicates, again.messages);
-    const n = await withDb(db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${schema}.events WHERE source = 'backfill-node'`)).rows[0]?.n);
+    const n = await withDb(f.db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${f.schema}.events WHERE source = 'backfill-node'`)).rows[0]?.n);
     assert.equal(n, summary.messages);
   });
 
   test('spool inspect reads the live spool; deadletters list goes through the admin API', async () => {
-    const inspect = await cli(['spool', 'inspect', '--dir', path.join(dir.dir, 'spool')]);
+    const inspect = await cli(['spool', 'inspect', '--dir', path.join(f.dataDir, 'spool')]);
     assert.equal(inspect.code, 0, inspect.stderr);
     const report = JSON.parse(inspect.stdout) as { segments: Array<{ records: number }>; cursors: { tsdb?: number } };
     assert.ok(report.segments.length >= 1);

@@ -5,10 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { dropSchema, uniqueSchema } from '../helpers/database.js';
-import { backlogEvents, e2eDatabase, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
-import { tempDir } from '../helpers/events.js';
+import { describe, test } from 'node:test';
+import { backlogEvents, e2eFixture, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const CLIENTS = 8;
@@ -16,24 +14,10 @@ const BATCH = 50;
 const ROUNDS = 3;
 
 describe('durability', () => {
-  let db: Awaited<ReturnType<typeof e2eDatabase>>;
-  let schema: string;
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-
-  before(async () => {
-    db = await e2eDatabase();
-    schema = uniqueSchema();
-    dir = await tempDir('e2e-durability-');
-  });
-
-  after(async () => {
-    await dropSchema(db.connection, schema);
-    await dir.remove();
-    await db.close();
-  });
+  const f = e2eFixture('e2e-durability-');
 
   test('every message answered 2xx survives repeated SIGKILLs, stored exactly once', async () => {
-    const env = { DATA_DIR: dir.dir, TSDB_URL: db.url, TSDB_SCHEMA: schema, SPOOL_FSYNC: 'always' };
+    const env = f.env({ SPOOL_FSYNC: 'always' });
     const acknowledged = new Set<string>();
     const unanswered: Array<Record<string, unknown>> = [];
     let next = 0;
@@ -75,8 +59,8 @@ describe('durability', () => {
     await waitUntil(async () => (await backlogEvents(url)) === 0, 60_000, 'the spool backlog to drain');
     assert.equal(await server.stop('SIGTERM'), 0);
 
-    const counts = await withDb(db.connection, async (c) => {
-      const r = await c.query(`SELECT data->>'key' AS key, count(*)::int AS n FROM ${schema}.events WHERE source = 'crash-node' GROUP BY 1`);
+    const counts = await withDb(f.db.connection, async (c) => {
+      const r = await c.query(`SELECT data->>'key' AS key, count(*)::int AS n FROM ${f.schema}.events WHERE source = 'crash-node' GROUP BY 1`);
       return new Map(r.rows.map((row: { key: string; n: number }) => [row.key, row.n]));
     });
     assert.ok(acknowledged.size > ROUNDS * BATCH, `the load reached the server (${acknowledged.size} acknowledged)`);

@@ -3,39 +3,29 @@
  * field by field in PostgreSQL.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
-import { dropSchema, uniqueSchema } from '../helpers/database.js';
-import { e2eDatabase, getJson, postIngest, withDb } from '../helpers/e2e.js';
-import { tempDir } from '../helpers/events.js';
+import { e2eFixture, getJson, postIngest, withDb } from '../helpers/e2e.js';
 import { envelope, jsonlMessages, payloadSamples, weatherMessages } from '../helpers/samples.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const SEVERITY_NAMES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
 
 describe('end to end against a real server process', () => {
-  let db: Awaited<ReturnType<typeof e2eDatabase>>;
+  const f = e2eFixture('e2e-ingest-');
   let server: ServerProcess;
-  let schema: string;
-  let dir: Awaited<ReturnType<typeof tempDir>>;
 
   before(async () => {
-    db = await e2eDatabase();
-    schema = uniqueSchema();
-    dir = await tempDir('e2e-ingest-');
-    server = await startServer({ DATA_DIR: dir.dir, TSDB_URL: db.url, TSDB_SCHEMA: schema, MAX_MESSAGES_PER_BATCH: '100000' });
+    server = await startServer(f.env({ MAX_MESSAGES_PER_BATCH: '100000' }));
   });
 
-  after(async () => {
+  f.beforeTeardown(async () => {
     const code = await server?.stop();
     assert.equal(code, 0, `server exit code; output:\n${server?.output.slice(-20).join('\n')}`);
-    await dropSchema(db.connection, schema);
-    await dir.remove();
-    await db.close();
   });
 
   const rows = (where: string, params: unknown[] = []) =>
-    withDb(db.connection, async (c) => (await c.query(`SELECT * FROM ${schema}.events WHERE ${where} ORDER BY time, id`, params)).rows as Array<Record<string, unknown>>);
+    withDb(f.db.connection, async (c) => (await c.query(`SELECT * FROM ${f.schema}.events WHERE ${where} ORDER BY time, id`, params)).rows as Array<Record<string, unknown>>);
 
   test('the payloads nodes send, plain and gzip, land once with every field', async () => {
     for (const sample of payloadSamples()) {
@@ -64,7 +54,7 @@ describe('end to end against a real server process', () => {
     assert.equal(unparsed?.severity, 'unknown');
     assert.equal(unparsed?.host, 'unknown');
     // Microseconds survive: compare in SQL, where timestamptz keeps them.
-    const micros = await withDb(db.connection, async (c) => (await c.query(`SELECT to_char(time, 'US') AS us FROM ${schema}.events WHERE message = $1`, [second?.message])).rows[0]);
+    const micros = await withDb(f.db.connection, async (c) => (await c.query(`SELECT to_char(time, 'US') AS us FROM ${f.schema}.events WHERE message = $1`, [second?.message])).rows[0]);
     assert.equal(micros?.us, '923308');
   });
 
@@ -93,11 +83,11 @@ describe('end to end against a real server process', () => {
       assert.equal(row.message, m.message);
       assert.equal(row.source, 'node-syslog');
     }
-    const snmpCount = await withDb(db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${schema}.events WHERE source = 'node-snmp'`)).rows[0]);
+    const snmpCount = await withDb(f.db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${f.schema}.events WHERE source = 'node-snmp'`)).rows[0]);
     // Identical readings in the sample are distinct events (occurrence index), so all of them land.
     assert.deepEqual(snmpCount, { n: snmp.length, d: snmp.length });
-    const metric = await withDb(db.connection, async (c) =>
-      (await c.query(`SELECT host, metric_name, value, unit FROM ${schema}.metrics WHERE source = 'node-snmp' AND metric_name = $1 ORDER BY time LIMIT 1`, [snmp[0]?.metric_name])).rows[0],
+    const metric = await withDb(f.db.connection, async (c) =>
+      (await c.query(`SELECT host, metric_name, value, unit FROM ${f.schema}.metrics WHERE source = 'node-snmp' AND metric_name = $1 ORDER BY time LIMIT 1`, [snmp[0]?.metric_name])).rows[0],
     );
     assert.equal(metric?.host, snmp.find((m) => m.metric_name === snmp[0]?.metric_name)?.host);
     assert.equal(Number(metric?.value), snmp.find((m) => m.metric_name === snmp[0]?.metric_name)?.value);
@@ -147,7 +137,7 @@ describe('end to end against a real server process', () => {
     assert.deepEqual(hostile[0]?.data, { message: 'a\uFFFDb', 'k\uFFFD': '\uFFFDx', host: '\uFFFD' });
     const times = await rows(`source = 'times'`);
     assert.equal(times.length, 3);
-    const many = await withDb(db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${schema}.events WHERE source = 'many'`)).rows[0]);
+    const many = await withDb(f.db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${f.schema}.events WHERE source = 'many'`)).rows[0]);
     assert.equal(many?.n, 100_000);
     const health = await getJson(`${server.url}/health`);
     assert.equal(health.status, 200);

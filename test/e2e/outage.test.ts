@@ -4,39 +4,27 @@
  * sending, then the database comes back.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { dropSchema, tcpProxy, uniqueSchema, type TcpProxy } from '../helpers/database.js';
-import { backlogEvents, e2eDatabase, getJson, pgUrl, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
-import { tempDir } from '../helpers/events.js';
+import { describe, test } from 'node:test';
+import { tcpProxy, type TcpProxy } from '../helpers/database.js';
+import { backlogEvents, e2eFixture, getJson, pgUrl, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
 import { startServer } from '../helpers/server-process.js';
 
 describe('a PostgreSQL outage during ingest', () => {
-  let db: Awaited<ReturnType<typeof e2eDatabase>>;
-  let schema: string;
-  let dir: Awaited<ReturnType<typeof tempDir>>;
+  const f = e2eFixture('e2e-outage-');
   let proxy: TcpProxy | null = null;
 
-  before(async () => {
-    db = await e2eDatabase();
-    schema = uniqueSchema();
-    dir = await tempDir('e2e-outage-');
-  });
-
-  after(async () => {
+  f.beforeTeardown(async () => {
     await proxy?.cut();
-    await dropSchema(db.connection, schema);
-    await dir.remove();
-    await db.close();
   });
 
   const count = (source: string) =>
-    withDb(db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${schema}.events WHERE source = $1`, [source])).rows[0] as { n: number; d: number });
+    withDb(f.db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${f.schema}.events WHERE source = $1`, [source])).rows[0] as { n: number; d: number });
 
   test('ingestion goes on (queued), /health says degraded, and after recovery all lands exactly once', async () => {
-    proxy = await tcpProxy({ host: db.connection.host, port: db.connection.port });
+    proxy = await tcpProxy({ host: f.db.connection.host, port: f.db.connection.port });
     const port = proxy.port;
-    const viaProxy = pgUrl({ ...db.connection, host: '127.0.0.1', port });
-    const server = await startServer({ DATA_DIR: dir.dir, TSDB_URL: viaProxy, TSDB_SCHEMA: schema, TSDB_WRITE_TIMEOUT_MS: '1000', SHUTDOWN_TIMEOUT_MS: '20000' });
+    const viaProxy = pgUrl({ ...f.db.connection, host: '127.0.0.1', port });
+    const server = await startServer(f.env({ TSDB_URL: viaProxy, TSDB_WRITE_TIMEOUT_MS: '1000', SHUTDOWN_TIMEOUT_MS: '20000' }));
     let sent = 0;
     const send = async (n: number): Promise<Record<string, unknown>> => {
       const messages = Array.from({ length: n }, () => ({ message: `outage ${sent}`, seq: sent++, timestamp: new Date(Date.UTC(2026, 1, 1) + sent).toISOString() }));
@@ -60,7 +48,7 @@ describe('a PostgreSQL outage during ingest', () => {
     assert.equal(health.status, 200);
     assert.ok(((health.body.sinks as Record<string, { backlog_events: number }>).tsdb?.backlog_events ?? 0) > 0);
 
-    proxy = await tcpProxy({ host: db.connection.host, port: db.connection.port }, port);
+    proxy = await tcpProxy({ host: f.db.connection.host, port: f.db.connection.port }, port);
     await waitUntil(async () => (await backlogEvents(server.url)) === 0, 60_000, 'the backlog to drain after recovery');
     const after1 = await send(20);
     assert.deepEqual(after1.sink_results, { tsdb: { written: 20, duplicates: 0, errors: 0 } });
@@ -70,7 +58,7 @@ describe('a PostgreSQL outage during ingest', () => {
     // Graceful stop with a backlog: SIGTERM drains it before exiting.
     await proxy.cut();
     for (let i = 0; i < 5; i++) await send(10);
-    proxy = await tcpProxy({ host: db.connection.host, port: db.connection.port }, port);
+    proxy = await tcpProxy({ host: f.db.connection.host, port: f.db.connection.port }, port);
     assert.equal(await server.stop('SIGTERM'), 0);
     assert.deepEqual(await count('outage-node'), { n: sent, d: sent });
   });

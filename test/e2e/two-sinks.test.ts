@@ -4,40 +4,27 @@
  * exactly once, including after a restart of the mothership mid-outage.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { dropSchema, uniqueSchema } from '../helpers/database.js';
-import { e2eDatabase, getJson, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
-import { tempDir } from '../helpers/events.js';
+import { before, describe, test } from 'node:test';
+import { e2eFixture, getJson, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
 import { LokiStandin } from '../helpers/loki-standin.js';
 import { envelope, jsonlMessages, payloadSamples } from '../helpers/samples.js';
 import { startServer } from '../helpers/server-process.js';
 
 describe('PostgreSQL and Loki together', () => {
-  let db: Awaited<ReturnType<typeof e2eDatabase>>;
-  let schema: string;
-  let dir: Awaited<ReturnType<typeof tempDir>>;
+  const f = e2eFixture('e2e-two-sinks-');
   let loki: LokiStandin;
 
   before(async () => {
-    db = await e2eDatabase();
-    schema = uniqueSchema();
-    dir = await tempDir('e2e-two-sinks-');
     // The samples date from 2024-2025: the stand-in accepts any age, as the mothership's own filter is off here.
     loki = await LokiStandin.start({ maxAgeMs: null });
   });
 
-  after(async () => {
+  f.beforeTeardown(async () => {
     await loki.close();
-    await dropSchema(db.connection, schema);
-    await dir.remove();
-    await db.close();
   });
 
   test('a Loki outage never blocks ingestion or PostgreSQL; afterwards every event is in Loki exactly once', async () => {
-    const env = {
-      DATA_DIR: dir.dir,
-      TSDB_URL: db.url,
-      TSDB_SCHEMA: schema,
+    const env = f.env({
       LOKI_ENABLED: 'true',
       LOKI_URL: loki.url,
       LOKI_TENANT_ID: 'fleet-a',
@@ -45,7 +32,7 @@ describe('PostgreSQL and Loki together', () => {
       LOKI_MAX_AGE_HOURS: '0',
       LOKI_STATIC_LABELS: 'job=edgebot',
       SHUTDOWN_TIMEOUT_MS: '5000',
-    };
+    });
     let server = await startServer(env);
     const payload = payloadSamples()[1];
     assert.ok(payload !== undefined);
@@ -82,7 +69,7 @@ describe('PostgreSQL and Loki together', () => {
     const lines = loki.entries('fleet-a').filter((e) => e.labels.source === 'node-loki').map((e) => `${e.stream}|${e.tsNs}|${e.line}`);
     assert.equal(lines.length, syslog.length * 2);
     assert.equal(new Set(lines).size, lines.length, 'no entry twice');
-    const rows = await withDb(db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${schema}.events WHERE source = 'node-loki'`)).rows[0]?.n);
+    const rows = await withDb(f.db.connection, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${f.schema}.events WHERE source = 'node-loki'`)).rows[0]?.n);
     assert.equal(rows, syslog.length * 2);
     assert.equal(await server.stop('SIGTERM'), 0);
   });

@@ -1,7 +1,9 @@
 import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import type { PgConnection } from '../../src/config/config.js';
-import { connect, databaseTargets, type DatabaseTarget } from './database.js';
+import { after, before } from 'node:test';
+import { connect, databaseTargets, dropSchema, uniqueSchema, type DatabaseTarget } from './database.js';
+import { tempDir } from './events.js';
 
 /** The database an end-to-end suite runs its servers against: the machine's when it answers, else an embedded one. */
 export async function e2eDatabase(): Promise<{ target: DatabaseTarget; connection: PgConnection; url: string; close: () => Promise<void> }> {
@@ -84,4 +86,56 @@ export async function backlogEvents(baseUrl: string, sink = 'tsdb'): Promise<num
   const { body } = await getJson(`${baseUrl}/health`);
   const sinks = body.sinks as Record<string, { backlog_events?: number }>;
   return sinks[sink]?.backlog_events ?? -1;
+}
+
+export interface E2eFixture {
+  /** The database the servers write to (valid inside tests). */
+  readonly db: Awaited<ReturnType<typeof e2eDatabase>>;
+  /** A fresh schema for this file's servers, dropped afterwards. */
+  readonly schema: string;
+  /** A fresh DATA_DIR, removed afterwards. */
+  readonly dataDir: string;
+  /** Env that points a server at all of the above. */
+  env(extra?: Record<string, string>): Record<string, string>;
+  /** Runs `fn` at the end of the file, before the schema and folder go (stop servers here). */
+  beforeTeardown(fn: () => Promise<void>): void;
+}
+
+/** Registers before/after hooks giving an end-to-end test file a database, a schema and a data folder. */
+export function e2eFixture(prefix: string): E2eFixture {
+  let db: Awaited<ReturnType<typeof e2eDatabase>> | null = null;
+  let dir: { dir: string; remove: () => Promise<void> } | null = null;
+  const schema = uniqueSchema();
+  const first: Array<() => Promise<void>> = [];
+  before(async () => {
+    db = await e2eDatabase();
+    dir = await tempDir(prefix);
+  });
+  after(async () => {
+    for (const fn of first.splice(0)) await fn();
+    if (db !== null) {
+      await dropSchema(db.connection, schema);
+      await db.close();
+    }
+    await dir?.remove();
+  });
+  const required = <T>(value: T | null, what: string): T => {
+    if (value === null) throw new Error(`e2e fixture: ${what} is only available inside tests`);
+    return value;
+  };
+  return {
+    get db() {
+      return required(db, 'db');
+    },
+    schema,
+    get dataDir() {
+      return required(dir, 'dataDir').dir;
+    },
+    env(extra = {}) {
+      return { DATA_DIR: required(dir, 'dataDir').dir, TSDB_URL: required(db, 'db').url, TSDB_SCHEMA: schema, ...extra };
+    },
+    beforeTeardown(fn) {
+      first.push(fn);
+    },
+  };
 }

@@ -1,27 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
-import { assembleApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
-import { tempDir } from '../helpers/events.js';
+import { describe, test } from 'node:test';
+import { appFixture } from '../helpers/app.js';
 import { MemorySink } from '../helpers/memory-sink.js';
 import { envelope } from '../helpers/samples.js';
 
-const apps: Array<{ app: App; remove: () => Promise<void> }> = [];
-after(async () => {
-  for (const a of apps) {
-    await a.app.close();
-    await a.remove();
-  }
-});
-
-async function build(env: Record<string, string>, sink = new MemorySink()): Promise<{ app: App; sink: MemorySink }> {
-  const dir = await tempDir('admin-test-');
-  const config = loadConfig({ DATA_DIR: dir.dir, SPOOL_FSYNC: 'never', SHUTDOWN_TIMEOUT_MS: '1000', ...env });
-  const app = await assembleApp(config, { logger: silentLogger() }, [{ sink, window: 1, waitMs: 2000 }]);
-  apps.push({ app, remove: dir.remove });
-  return { app, sink };
-}
+const build = appFixture('admin-test-');
 
 const ADMIN = { authorization: 'Bearer admin-secret' };
 

@@ -1,31 +1,21 @@
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { assembleApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
-import { tempDir } from '../helpers/events.js';
+import type { App } from '../../src/app.js';
+import { appFixture } from '../helpers/app.js';
 import { MemorySink } from '../helpers/memory-sink.js';
 import { envelope, payloadSamples } from '../helpers/samples.js';
 
 const NOW = Date.parse('2026-01-01T00:00:00Z');
-const apps: Array<{ app: App; remove: () => Promise<void> }> = [];
-after(async () => {
-  for (const a of apps) {
-    await a.app.close();
-    await a.remove();
-  }
-});
+const buildApp = appFixture('http-test-');
 
 async function build(env: Record<string, string> = {}, sink = new MemorySink()): Promise<{ app: FastifyInstance; sink: MemorySink; full: App }> {
-  const dir = await tempDir('http-test-');
-  const config = loadConfig({ DATA_DIR: dir.dir, MAX_BODY_BYTES: '65536', MAX_DECOMPRESSED_BYTES: '262144', MAX_MESSAGES_PER_BATCH: '1000', SPOOL_FSYNC: 'never', SHUTDOWN_TIMEOUT_MS: '1000', ...env });
   // Time starts at NOW and moves with the real clock, so backoff and circuit periods elapse.
   const started = Date.now();
   const clock = { now: () => NOW + (Date.now() - started) };
-  const full = await assembleApp(config, { logger: silentLogger(), clock }, [{ sink, window: 2, waitMs: 2000 }]);
-  apps.push({ app: full, remove: dir.remove });
+  const limits = { MAX_BODY_BYTES: '65536', MAX_DECOMPRESSED_BYTES: '262144', MAX_MESSAGES_PER_BATCH: '1000' };
+  const { app: full } = await buildApp({ ...limits, ...env }, sink, { clock });
   return { app: full.http, sink, full };
 }
 

@@ -1,27 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { assembleApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
+import { test } from 'node:test';
+import type { App } from '../../src/app.js';
 import { MAX_TRACKED_NODES, OTHER_NODE } from '../../src/telemetry/metrics.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
-import { tempDir } from '../helpers/events.js';
+import { appFixture } from '../helpers/app.js';
 import { MemorySink } from '../helpers/memory-sink.js';
 import { envelope } from '../helpers/samples.js';
 
-const apps: Array<{ app: App; remove: () => Promise<void> }> = [];
-after(async () => {
-  for (const a of apps) {
-    await a.app.close();
-    await a.remove();
-  }
-});
+const buildApp = appFixture('metrics-test-');
 
 async function build(sink = new MemorySink()): Promise<App> {
-  const dir = await tempDir('metrics-test-');
-  const config = loadConfig({ DATA_DIR: dir.dir, SPOOL_FSYNC: 'never', SHUTDOWN_TIMEOUT_MS: '500' });
-  const app = await assembleApp(config, { logger: silentLogger() }, [{ sink, window: 1, waitMs: 2000 }]);
-  apps.push({ app, remove: dir.remove });
-  return app;
+  return (await buildApp({ SHUTDOWN_TIMEOUT_MS: '500' }, sink)).app;
 }
 
 function sample(text: string, series: string): number | null {
