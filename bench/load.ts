@@ -16,6 +16,13 @@ export interface LoadTarget {
   readonly connections: number;
   readonly warmupMs: number;
   readonly durationMs: number;
+  /**
+   * Open loop: messages/s offered on a fixed schedule (batch i is due at start + i × batch/rate),
+   * whatever the answers; null: closed loop (each client sends its next batch when answered).
+   * Latency is then counted from the due time, so a send delayed by busy connections counts
+   * its wait (no coordinated omission).
+   */
+  readonly rate?: number | null;
 }
 
 /** Counts for one phase (warm-up + measured = all). */
@@ -111,11 +118,22 @@ export async function runLoad(
     else c.otherStatus++;
   };
 
+  const rate = target.rate ?? null;
+  const intervalMs = rate === null ? 0 : (1000 * target.batchSize) / rate;
+  let ticket = 0;
   const client = async (): Promise<void> => {
     while (!signal.aborted && performance.now() < endAt) {
+      let due: number | null = null;
+      if (rate !== null) {
+        due = firstSendAt + ticket++ * intervalMs;
+        if (due >= endAt) return;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) return;
+      }
       const batch = await pool.next();
       if (batch === null) return;
-      const t0 = performance.now();
+      const t0 = due ?? performance.now();
       let reply: Reply | null = null;
       try { reply = await post(batch.body); } catch (err) {
         if (samples.size < 5) samples.add(`network: ${err instanceof Error ? err.message : String(err)}`);

@@ -23,6 +23,10 @@ export interface BenchOptions {
   readonly copyBatch: number;
   /** Messages/s the pre-generated pool is sized for; a faster run tops up in a worker. */
   readonly pregenRate: number;
+  /** Open loop at this many messages/s (see load.ts); null: closed loop. */
+  readonly rate: number | null;
+  /** Skip the COPY ceiling (the matrix measures it once). */
+  readonly ceiling: boolean;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -40,7 +44,10 @@ export const USAGE = `Usage: npm run bench -- [options]
   --keep                keep the bench schemas and the server's data folder
   --json                print the report as JSON on stdout (progress goes to stderr)
   --copy-batch N        rows per COPY in the ceiling                [BENCH_COPY_BATCH, 10000]
-  --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 20000]`;
+  --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 20000]
+  --rate N              open loop: offer N msg/s on a fixed schedule, latency counted from
+                        each batch's due time (default: closed loop)    [BENCH_RATE]
+  --no-ceiling          skip the COPY ceiling measurement`;
 
 export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
   const { values } = parseArgs({
@@ -63,6 +70,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       json: { type: 'boolean' },
       'copy-batch': { type: 'string' },
       'pregen-rate': { type: 'string' },
+      rate: { type: 'string' },
+      'no-ceiling': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -111,6 +120,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     json: values.json === true,
     copyBatch: Math.floor(req(num(values['copy-batch'], 'COPY_BATCH', 10_000, 1, 1_000_000))),
     pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 20_000, 100, 10_000_000)),
+    rate: num(values.rate, 'RATE', null, 1, 10_000_000),
+    ceiling: values['no-ceiling'] !== true,
   });
 }
 

@@ -82,7 +82,7 @@ async function main(): Promise<number> {
     try {
       load = await runLoad(
         { host, port, gzip: opts.gzip, token: opts.token, batchSize: opts.batch, connections: opts.connections,
-          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000 },
+          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate },
         pool, AbortSignal.any([abort.signal, serverGone.signal]),
         (s, ok, all) => {
           if (child !== null && child.exitCode() !== null) serverGone.abort();
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
 
     let ceiling: Ceiling | null = null;
     const ceilingRows = Math.max(landing.landed, accepted);
-    if (ceilingRows > 0 && !abort.signal.aborted) {
+    if (opts.ceiling && ceilingRows > 0 && !abort.signal.aborted) {
       progress(`COPY ceiling: ${ceilingRows.toLocaleString('en-US')} rows, with indexes then without…`);
       ceiling = await copyCeiling(db, schema, ceilingSchema, ceilingRows, opts.copyBatch, loadSamples(samplesDir), run, abort.signal);
     }
@@ -163,6 +163,7 @@ function shownOptions(opts: BenchOptions, schema: string): Record<string, unknow
     keep: opts.keep,
     'copy-batch': opts.copyBatch,
     'pregen-rate': opts.pregenRate,
+    rate: opts.rate ?? '(closed loop)',
     node: process.version,
     cores: os.availableParallelism(),
   };

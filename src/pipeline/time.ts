@@ -190,12 +190,32 @@ function daysFromCivil(year: number, month: number, day: number): number {
  * `2025-08-22T17:11:27.880579Z`. PostgreSQL timestamptz keeps microseconds; the nanoseconds
  * below are truncated (not rounded) so the same event always yields the same text.
  * `ms` must be a time `parseEventTime` accepted.
+ *
+ * Runs twice per stored event (time and received_at), so the `YYYY-MM-DDTHH:MM:SS.` part,
+ * which needs a Date, is cached per whole second in a small direct-mapped table: the events of a
+ * batch share a few seconds, and received_at one. Only the 6 fraction digits are built per call.
  */
-export function formatPgTimestamp(ms: number, nanos: number): string {
-  const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ for years 1970..2262
-  const micros = Math.floor(nanos / 1000);
-  return iso.slice(0, 23) + (micros < 10 ? '00' : micros < 100 ? '0' : '') + micros + 'Z';
+export function formatPgTimestamp(msTime: number, nanos: number): string {
+  const ms = Math.floor(msTime); // whole ms, as Date would take them
+  const second = Math.floor(ms / 1000);
+  const slot = second & SECOND_SLOT_MASK;
+  let prefix = secondPrefixes[slot];
+  if (secondKeys[slot] !== second || prefix === undefined) {
+    prefix = new Date(second * 1000).toISOString().slice(0, 20); // YYYY-MM-DDTHH:MM:SS. for years 1970..2262
+    secondKeys[slot] = second;
+    secondPrefixes[slot] = prefix;
+  }
+  const fraction = String((ms - second * 1000) * 1000 + Math.floor(nanos / 1000));
+  return prefix + PAD6[fraction.length] + fraction + 'Z';
 }
+
+const SECOND_SLOTS = 64;
+const SECOND_SLOT_MASK = SECOND_SLOTS - 1;
+/** Second (since the epoch) each slot holds; NaN matches nothing. */
+const secondKeys = new Float64Array(SECOND_SLOTS).fill(Number.NaN);
+const secondPrefixes: Array<string | undefined> = new Array<string | undefined>(SECOND_SLOTS);
+/** Zeros that pad a fraction of n digits (1..6) to 6. */
+const PAD6: readonly string[] = ['', '00000', '0000', '000', '00', '0', ''];
 
 /**
  * Nanoseconds since the epoch as decimal text (Loki's format). ms * 1e6 + nanos exceeds 2^53,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { formatEpochNanos, formatPgTimestamp, parseEventTime } from '../../src/pipeline/time.js';
 
 const T_2024_01_15_081523 = Date.UTC(2024, 0, 15, 8, 15, 23); // 1705306523000
@@ -171,6 +172,24 @@ describe('formatPgTimestamp', () => {
   for (const [ms, nanos, text] of cases) {
     test(text, () => assert.equal(formatPgTimestamp(ms, nanos), text));
   }
+
+  // The per-second prefix cache must never change the text: compare with the plain formula,
+  // over times that share seconds, collide in the cache's slots, and span the whole range.
+  test('matches the Date-based formula for any storable time, cached or not', () => {
+    const plain = (ms: number, nanos: number): string => {
+      const micros = Math.floor(nanos / 1000);
+      return new Date(ms).toISOString().slice(0, 23) + String(micros).padStart(3, '0') + 'Z';
+    };
+    fc.assert(fc.property(
+      fc.oneof(fc.integer({ min: 0, max: 9_223_372_036_854 }), fc.integer({ min: 1_755_882_600_000, max: 1_755_882_800_000 })),
+      fc.integer({ min: 0, max: 999_999 }),
+      (ms, nanos) => {
+        assert.equal(formatPgTimestamp(ms, nanos), plain(ms, nanos));
+        assert.equal(formatPgTimestamp(ms + 64_000, nanos), plain(ms + 64_000, nanos)); // same slot, other second
+        assert.equal(formatPgTimestamp(ms, nanos), plain(ms, nanos));
+      },
+    ), { numRuns: 5_000 });
+  });
 });
 
 describe('formatEpochNanos', () => {

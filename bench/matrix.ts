@@ -1,0 +1,175 @@
+/**
+ * The bench matrix: short runs of bench/run.ts (each its own child server and schema), one factor
+ * changed at a time around the base case (gzip, 100-message batches, 32 connections, Loki off),
+ * the raw COPY ceiling measured once (in the base run), then an open-loop run at half the base
+ * throughput for p99 latency. Prints one compact table.
+ *
+ *   npm run bench:matrix                       # ≈ 3 min: 5 s measured + 1 s warm-up per run
+ *   npm run bench:matrix -- --duration 10 --full   # also every gzip × batch × connections combination
+ *   npm run bench:matrix -- --json > matrix.json
+ *
+ * Dimensions and what they mean here:
+ * - gzip on/off, batch 10/100/1000, connections 8/32/128: the load (bench/load.ts).
+ * - Loki on: a LokiStandin (test/helpers/loki-standin.ts, faithful push API) in this process;
+ *   the server gets LOKI_ENABLED=true and LOKI_URL pointing at it.
+ * - TimescaleDB vs plain: the server makes `events` a hypertable whenever the extension is
+ *   available; without it in pg_available_extensions the row says so.
+ * - dedup on/off: dedup is always on. Ids are deterministic and the unique index on `id` with
+ *   ON CONFLICT DO NOTHING is what makes a resend (after a lost answer, a crash, a replay of the
+ *   spool) harmless: an "off" switch would trade the delivery promise for speed, so the matrix
+ *   does not offer one; the no-index COPY ceiling shows what the indexes cost.
+ *
+ * Options: --duration S (5), --warmup S (1), --full, --json, --database-url URL, --env K=V (to every run).
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { LokiStandin } from '../test/helpers/loki-standin.js';
+import { connect } from './db.js';
+import type { BenchReport } from './report.js';
+
+interface Case {
+  readonly name: string;
+  readonly gzip: boolean;
+  readonly batch: number;
+  readonly connections: number;
+  readonly loki: boolean;
+  readonly rate?: number;
+  readonly ceiling?: boolean;
+}
+
+interface Row { readonly c: Case; readonly r: BenchReport | null; readonly error: string | null }
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const progress = (s: string): void => { process.stderr.write(`${s}\n`); };
+
+const USAGE = `Usage: npm run bench:matrix -- [--duration S] [--warmup S] [--full] [--json] [--database-url URL] [--env K=V]…`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2), strict: true,
+    options: {
+      duration: { type: 'string' }, warmup: { type: 'string' }, full: { type: 'boolean' }, json: { type: 'boolean' },
+      'database-url': { type: 'string' }, env: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) { process.stdout.write(`${USAGE}\n`); return 0; }
+  const duration = Number(values.duration ?? '5');
+  const warmup = Number(values.warmup ?? '1');
+  if (!(duration > 0) || !(warmup >= 0)) throw new Error('--duration/--warmup: expected positive numbers');
+  const databaseUrl = values['database-url'] ?? process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const extraEnv = values.env ?? [];
+
+  const db = await connect(databaseUrl);
+  let timescale: boolean;
+  try {
+    const r = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_available_extensions WHERE name = 'timescaledb'`);
+    timescale = r.rows[0]?.n !== '0';
+  } finally {
+    await db.end();
+  }
+
+  const base: Case = { name: 'base', gzip: true, batch: 100, connections: 32, loki: false, ceiling: true };
+  const cases: Case[] = [
+    base,
+    { ...base, name: 'no gzip', gzip: false, ceiling: false },
+    { ...base, name: 'batch 10', batch: 10, ceiling: false },
+    { ...base, name: 'batch 1000', batch: 1000, ceiling: false },
+    { ...base, name: 'conn 8', connections: 8, ceiling: false },
+    { ...base, name: 'conn 128', connections: 128, ceiling: false },
+    { ...base, name: 'Loki on', loki: true, ceiling: false },
+  ];
+  if (values.full === true) {
+    for (const gzip of [true, false]) for (const batch of [10, 100, 1000]) for (const connections of [8, 32, 128]) {
+      cases.push({ name: `${gzip ? 'gzip' : 'plain'} b${batch} c${connections}`, gzip, batch, connections, loki: false, ceiling: false });
+    }
+  }
+
+  const loki = await LokiStandin.start({ maxAgeMs: null });
+  const rows: Row[] = [];
+  try {
+    for (const c of cases) rows.push(await runCase(c, duration, warmup, databaseUrl, extraEnv, loki.url));
+    // p99 at half of the maximum: open loop at half the base run's accepted rate.
+    const max = rows[0]?.r?.load.messagesPerSecond ?? 0;
+    if (max > 0) {
+      const half = Math.max(100, Math.round(max / 2 / 100) * 100);
+      rows.push(await runCase({ ...base, name: `open loop ${half}/s`, rate: half, ceiling: false }, duration, warmup, databaseUrl, extraEnv, loki.url));
+    }
+  } finally {
+    await loki.close();
+  }
+
+  const ceiling = rows[0]?.r?.ceiling ?? null;
+  if (values.json === true) {
+    process.stdout.write(`${JSON.stringify({ timescale, ceiling, runs: rows.map((x) => ({ case: x.c, error: x.error, report: x.r })) }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`\n${formatTable(rows, ceiling?.indexedRowsPerSecond ?? null, ceiling?.noIndexRowsPerSecond ?? null, timescale, duration, warmup)}\n`);
+  }
+  return rows.some((x) => x.r === null || x.r.integrity.missing > 0 || x.r.integrity.duplicates > 0) ? 1 : 0;
+}
+
+function runCase(c: Case, duration: number, warmup: number, databaseUrl: string, extraEnv: readonly string[], lokiUrl: string): Promise<Row> {
+  const args = [
+    path.join(here, 'run.js'), '--json', '--database-url', databaseUrl,
+    '--duration', String(duration), '--warmup', String(warmup),
+    '--batch', String(c.batch), '--connections', String(c.connections), c.gzip ? '--gzip' : '--no-gzip',
+    // Enough pre-generated batches for the fastest runs, so the generator stays out of the figures.
+    '--pregen-rate', '40000',
+  ];
+  if (c.rate !== undefined) args.push('--rate', String(c.rate));
+  if (c.ceiling !== true) args.push('--no-ceiling');
+  if (c.loki) args.push('--env', 'LOKI_ENABLED=true', '--env', `LOKI_URL=${lokiUrl}`);
+  for (const e of extraEnv) args.push('--env', e);
+  progress(`[matrix] ${c.name}: ${args.slice(1).join(' ')}`);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => { err += b.toString('utf8'); if (err.length > 20_000) err = err.slice(-10_000); });
+    child.on('close', (code) => {
+      try {
+        resolve({ c, r: JSON.parse(Buffer.concat(out).toString('utf8')) as BenchReport, error: code === 0 ? null : `exit ${String(code)}` });
+      } catch {
+        resolve({ c, r: null, error: `exit ${String(code)}: ${err.trim().split('\n').slice(-3).join(' / ')}` });
+      }
+    });
+  });
+}
+
+function formatTable(rows: readonly Row[], copyIndexed: number | null, copyNoIndex: number | null, timescale: boolean, duration: number, warmup: number): string {
+  const int = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : Math.round(n).toLocaleString('en-US'));
+  const fix = (n: number | null | undefined, d = 1): string => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(d));
+  const head = ['case', 'gzip', 'batch', 'conn', 'Loki', 'msg/s', 'p50 ms', 'p99 ms', '503', 'e2e rows/s', '÷COPY', 'RSS MiB', 'µs/msg', 'dup/miss'];
+  const body = rows.map(({ c, r, error }) => r === null
+    ? [c.name, c.gzip ? 'on' : 'off', String(c.batch), String(c.connections), c.loki ? 'on' : 'off', `failed: ${error ?? ''}`]
+    : [
+      c.name, c.gzip ? 'on' : 'off', String(c.batch), String(c.connections), c.loki ? 'on' : 'off',
+      int(r.load.messagesPerSecond), fix(r.load.latencyMs.p50), fix(r.load.latencyMs.p99), int(r.load.all['unavailable']),
+      int(r.landing.rowsPerSecond), copyIndexed === null ? 'n/a' : fix(r.landing.rowsPerSecond / copyIndexed, 2),
+      fix(r.server.rssPeakMiB), fix(r.server.cpuMicrosPerMessage), `${r.integrity.duplicates}/${r.integrity.missing}`,
+    ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((s, i) => (i < 5 ? s.padEnd(widths[i] ?? 0) : s.padStart(widths[i] ?? 0))).join('  ').trimEnd();
+  const lines = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
+  const warned = rows.filter((x) => x.r !== null && x.r.warnings.length > 0)
+    .map((x) => `  ${x.c.name}: ${(x.r?.warnings ?? []).join('; ')}`);
+  return [
+    `mothership bench matrix (${duration} s measured + ${warmup} s warm-up per run; spool fsync on, dedup on; node ${process.version})`,
+    '',
+    ...lines,
+    ...(warned.length > 0 ? ['', 'warnings:', ...warned] : []),
+    '',
+    `COPY ceiling (same table and indexes, measured in the base run): ${int(copyIndexed)} rows/s; without indexes ${int(copyNoIndex)} rows/s`,
+    `TimescaleDB: ${timescale ? 'the timescaledb extension is available: every run used a hypertable (plain PostgreSQL not measured)' : 'n/a: no timescaledb extension (every run is plain PostgreSQL)'}`,
+    'dedup: always on (unique id index + ON CONFLICT DO NOTHING is the idempotency promise; no off switch)',
+    'msg/s: accepted (2xx) in the measured window; e2e: rows landed ÷ (first send → last row landed);',
+    'µs/msg: server process CPU (all threads) ÷ accepted messages; open loop: latency from each batch\'s due time.',
+  ].join('\n');
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  progress(`bench matrix failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 2;
+});
