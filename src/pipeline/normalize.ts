@@ -226,28 +226,16 @@ function shapeProblem(root: object, limits: ShapeLimits, scratch: ShapeScratch):
   for (;;) {
     if (Array.isArray(node)) {
       for (let i = 0; i < node.length; i++) {
-        const v: unknown = node[i];
-        if (typeof v === 'object' && v !== null) {
-          if (depth >= maxDepth) return 'deep';
-          items.push(v);
-          depths.push(depth + 1);
-        } else if (typeof v === 'string' && tooLong(v, maxStringBytes)) {
-          return 'string';
-        }
+        const problem = visitValue(node[i], depth, limits, scratch);
+        if (problem !== null) return problem;
       }
     } else {
       const obj = node as Record<string, unknown>;
       for (const k in obj) {
         if (++keys > maxKeys) return 'keys';
         if (tooLong(k, maxStringBytes)) return 'string';
-        const v = obj[k];
-        if (typeof v === 'object' && v !== null) {
-          if (depth >= maxDepth) return 'deep';
-          items.push(v);
-          depths.push(depth + 1);
-        } else if (typeof v === 'string' && tooLong(v, maxStringBytes)) {
-          return 'string';
-        }
+        const problem = visitValue(obj[k], depth, limits, scratch);
+        if (problem !== null) return problem;
       }
     }
     const next = items.pop();
@@ -255,4 +243,16 @@ function shapeProblem(root: object, limits: ShapeLimits, scratch: ShapeScratch):
     node = next;
     depth = depths.pop() ?? depth;
   }
+}
+
+/** One value met at `depth`: containers are queued for the walk, strings measured. */
+function visitValue(v: unknown, depth: number, limits: ShapeLimits, scratch: ShapeScratch): ShapeProblem | null {
+  if (typeof v === 'object' && v !== null) {
+    if (depth >= limits.maxDepth) return 'deep';
+    scratch.items.push(v);
+    scratch.depths.push(depth + 1);
+  } else if (typeof v === 'string' && tooLong(v, limits.maxStringBytes)) {
+    return 'string';
+  }
+  return null;
 }

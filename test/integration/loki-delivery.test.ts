@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { LokiConfig } from '../../src/config/config.js';
 import { DeadLetterStore } from '../../src/deadletter/store.js';
 import { SinkWorker } from '../../src/delivery/sink-worker.js';
@@ -13,6 +13,7 @@ import { Spool } from '../../src/spool/spool.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { makeEvent, tempDir } from '../helpers/events.js';
 import { idOf, LokiStandin, lokiConfigFor, type StandinOptions } from '../helpers/loki-standin.js';
+import { cleanupsAfterEach } from '../helpers/cleanups.js';
 import { envelope, jsonlMessages, payloadSamples, weatherMessages } from '../helpers/samples.js';
 
 const HOUR = 3_600_000;
@@ -21,19 +22,7 @@ const DAY = 24 * HOUR;
 /** Each test's deadline: a hang fails the test that hung instead of stalling the run. */
 const T = { timeout: 30_000 };
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  // Every cleanup runs, whatever the others do; the first failure is reported.
-  let first: unknown = null;
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      first ??= err;
-    }
-  }
-  if (first !== null) throw first;
-});
+const cleanups = cleanupsAfterEach();
 
 interface Rig {
   standin: LokiStandin;

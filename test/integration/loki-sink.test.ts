@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { LokiConfig } from '../../src/config/config.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
 import { parseEnvelope } from '../../src/pipeline/envelope.js';
@@ -11,6 +11,7 @@ import type { SendOutcome } from '../../src/sinks/sink.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { makeEvent } from '../helpers/events.js';
 import { idOf, LokiStandin, lokiConfigFor, type StandinOptions, type StoredEntry } from '../helpers/loki-standin.js';
+import { cleanupsAfterEach } from '../helpers/cleanups.js';
 import { envelope, jsonlMessages, payloadSamples, weatherMessages } from '../helpers/samples.js';
 
 const HOUR = 3_600_000;
@@ -20,19 +21,7 @@ const NOW = Date.UTC(2025, 7, 22, 18, 0, 0);
 /** Each test's deadline: a hang fails the test that hung instead of stalling the run. */
 const T = { timeout: 30_000 };
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  // Every cleanup runs, whatever the others do; the first failure is reported.
-  let first: unknown = null;
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      first ??= err;
-    }
-  }
-  if (first !== null) throw first;
-});
+const cleanups = cleanupsAfterEach();
 
 interface Rig {
   standin: LokiStandin;
