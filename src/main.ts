@@ -9,6 +9,7 @@ import { buildApp, type App } from './app.js';
 import type { Config } from './config/config.js';
 import { loadConfig } from './config/load.js';
 import { describeConfig } from './config/describe.js';
+import { VERSION } from './lib/version.js';
 import { isMothershipError } from './lib/errors.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 
@@ -28,7 +29,14 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger(config);
-  logger.info({ config: describeConfig(config) }, 'starting');
+  // The whole effective configuration (secrets masked) is one JSON line in production; on a
+  // console it would be a hundred lines, so there it waits for LOG_LEVEL=debug.
+  const summary = { version: VERSION, port: config.server.port, dataDir: config.dataDir, tsdb: config.tsdb.enabled ? config.tsdb.mode : 'off', loki: config.loki.enabled };
+  if (config.log.format === 'json') logger.info({ ...summary, config: describeConfig(config) }, 'starting');
+  else {
+    logger.info(summary, 'starting');
+    logger.debug({ config: describeConfig(config) }, 'effective configuration');
+  }
   let app: App;
   try {
     app = await buildApp(config, { logger });
