@@ -11,6 +11,8 @@ export class MemorySink implements Sink {
   sends = 0;
   down = false;
   poison: RegExp | null = null;
+  /** Each send waits this long first (a slow database). */
+  delayMs = 0;
 
   constructor(readonly name: SinkName = 'tsdb') {}
 
@@ -18,6 +20,7 @@ export class MemorySink implements Sink {
 
   async send(events: readonly IngestEvent[]): Promise<SendOutcome> {
     this.sends++;
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.down) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'memory sink is down') };
     const poison = this.poison;
     if (poison !== null && events.some((e) => e.message !== null && poison.test(e.message))) {
