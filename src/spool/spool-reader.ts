@@ -21,6 +21,8 @@ export class SpoolReader {
   private disk: { segment: Segment; reader: FrameReader } | null = null;
   /** Where the record `nextSeq` starts, when known. */
   private position: { segment: Segment; offset: number } | null = null;
+  /** End of the gap being skipped, once reported. */
+  private lostThrough = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -58,7 +60,7 @@ export class SpoolReader {
 
   private async readFromDisk(): Promise<SpoolRecord | null> {
     const segment = this.segmentFor(this.nextSeq);
-    if (segment === null) throw new Error(`spool record ${this.nextSeq} is in no segment`);
+    if (segment === null) return this.skipLost();
     if (this.disk === null || this.disk.segment !== segment) {
       await this.disk?.reader.close();
       const offset = this.position?.segment === segment ? this.position.offset : 0;
@@ -84,6 +86,22 @@ export class SpoolReader {
     } catch (err) {
       return { seq: frame.seq, targets: frame.targets, events: [], bytes: frame.length, decodeError: (err as Error).message };
     }
+  }
+
+  /**
+   * A record no segment holds any more (its segment was quarantined at recovery): handed on as
+   * an empty record, so the sink's cursor moves past the gap instead of stopping at it forever.
+   */
+  private skipLost(): SpoolRecord {
+    const seq = this.nextSeq;
+    if (seq > this.lostThrough) {
+      const later = this.spool.segments().find((s) => s.firstSeq > seq);
+      this.lostThrough = later === undefined ? this.spool.durableSeq : later.firstSeq - 1;
+      this.spool.reportLost(seq, this.lostThrough);
+    }
+    this.nextSeq++;
+    this.position = null;
+    return { seq, targets: 0, events: [], bytes: 0 };
   }
 
   private segmentFor(seq: number): Segment | null {

@@ -111,11 +111,17 @@ export class Spool {
       },
     });
     const acked = new Map<SinkName, number>();
+    const oldestHeld = (log.segments[0]?.firstSeq ?? log.nextSeq) - 1;
     for (const sink of options.sinks) {
       // A sink without a cursor was just enabled: it starts with what arrives from now on.
-      const cursor = stored.get(sink) ?? log.nextSeq - 1;
-      acked.set(sink, Math.min(cursor, log.nextSeq - 1));
-      await cursors.write(sink, Math.min(cursor, log.nextSeq - 1));
+      let cursor = Math.min(stored.get(sink) ?? log.nextSeq - 1, log.nextSeq - 1);
+      if (cursor < oldestHeld) {
+        // The sink was disabled while the others drained: what it missed is no longer held.
+        options.logger.warn({ sink, from: cursor + 1, to: oldestHeld }, 'spool records were deleted while this sink was disabled; it resumes with the oldest record held');
+        cursor = oldestHeld;
+      }
+      acked.set(sink, cursor);
+      await cursors.write(sink, cursor);
     }
     const spool = new Spool(options, log, report, cursors, acked, backlog);
     spool.estimateBacklogBytes();
@@ -199,6 +205,11 @@ export class Spool {
     this.drain.bytes += bytes;
     this.releaseCache();
     this.schedulePersist();
+  }
+
+  /** Logged once per gap a reader meets (records lost with a quarantined segment). */
+  reportLost(from: number, to: number): void {
+    this.options.logger.error({ from, to, records: to - from + 1 }, 'spool records lost with a quarantined segment are skipped');
   }
 
   backlogOf(sink: SinkName): SinkBacklog {

@@ -105,7 +105,8 @@ describe('Spool', () => {
     await spool.close();
     const segments = (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
     assert.ok(segments.length >= 3, `expected several segments, got ${segments.length}`);
-    const victim = path.join(dir, segments[0] as string);
+    // A segment in the middle, so a sink reading from the start meets a gap.
+    const victim = path.join(dir, segments[2] as string);
     const handle = await open(victim, 'r+');
     await handle.write(Buffer.from('XXXX'), 0, 4, 40);
     await handle.close();
@@ -113,16 +114,21 @@ describe('Spool', () => {
     assert.equal(reopened.recovery.quarantined.length, 1);
     assert.deepEqual(await readdir(path.join(dir, 'quarantine')).then((f) => f.length), 1);
     assert.equal(reopened.durableSeq, 30);
-    const survivors = reopened.segments();
-    assert.ok((survivors[0]?.firstSeq ?? 0) > 1);
+    const held = new Set<number>();
+    for (const seg of reopened.segments()) for (let seq = seg.firstSeq; seq <= seg.lastSeq; seq++) held.add(seq);
+    assert.ok(held.size < 30 && held.has(1) && held.has(30), 'a gap in the middle');
+    // A sink reading from the start passes the gap as empty records (its cursor must not stop
+    // there forever), and gets every record still held, in order.
     const reader = reopened.reader('tsdb');
-    // The reader starts at the first record still held.
-    reopened.ack('tsdb', (survivors[0]?.firstSeq ?? 1) - 1, 0, 0);
-    const r2 = reopened.reader('tsdb');
-    const rec = await r2.read(AbortSignal.timeout(5000));
-    assert.equal(rec?.seq, survivors[0]?.firstSeq);
+    const seen: Array<{ seq: number; events: number }> = [];
+    for (let seq = 1; seq <= 30; seq++) {
+      const rec = await reader.read(AbortSignal.timeout(5000));
+      assert.ok(rec !== null);
+      seen.push({ seq: rec.seq, events: rec.events.length });
+    }
+    assert.deepEqual(seen.map((r) => r.seq), Array.from({ length: 30 }, (_, i) => i + 1));
+    for (const r of seen) assert.equal(r.events, held.has(r.seq) ? 5 : 0, `record ${r.seq}`);
     await reader.close();
-    await r2.close();
     await reopened.close();
   });
 
@@ -176,5 +182,26 @@ describe('Spool', () => {
     assert.equal(rec?.targets, SINK_BITS.loki);
     await reader.close();
     await spool.close();
+  });
+
+  test('a sink re-enabled after its records were deleted resumes at the oldest record held', async () => {
+    const dir = await newDir();
+    const both = await openSpool(dir, { segmentBytes: 4096, sinks: ['tsdb', 'loki'] });
+    for (let i = 0; i < 30; i++) await both.append(makeEvents(i * 5, 5));
+    await both.close();
+    // Loki is disabled: tsdb alone drains and the segments go.
+    const tsdbOnly = await openSpool(dir, { segmentBytes: 4096, sinks: ['tsdb'] });
+    tsdbOnly.ack('tsdb', 25, 0, 0);
+    await tsdbOnly.close();
+    const again = await openSpool(dir, { segmentBytes: 4096, sinks: ['tsdb', 'loki'] });
+    const oldest = again.segments()[0]?.firstSeq ?? 0;
+    assert.ok(oldest > 1 && oldest <= 26, `segments were deleted (oldest held ${oldest})`);
+    assert.equal(again.ackedSeq('loki'), oldest - 1);
+    const reader = again.reader('loki');
+    const rec = await reader.read(AbortSignal.timeout(5000));
+    assert.equal(rec?.seq, oldest);
+    assert.equal(rec?.events.length, 5);
+    await reader.close();
+    await again.close();
   });
 });
