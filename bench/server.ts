@@ -5,7 +5,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import { freePort } from '../src/lib/free-port.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -110,16 +110,6 @@ async function stopChild(child: ChildProcess): Promise<string> {
   return killed ? `still running ${KILL_AFTER_MS / 1000} s after SIGTERM: killed` : `exit ${child.exitCode ?? child.signalCode} ${seconds} s after SIGTERM`;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export function tail(file: string, lines: number): string {
   try {

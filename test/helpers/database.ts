@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { PgConnection } from '../../src/config/config.js';
+import { freePort } from '../../src/lib/free-port.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/sinks/tsdb/embedded.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 
@@ -125,16 +126,7 @@ export async function dropSchema(connection: PgConnection, schema: string): Prom
 }
 
 /** A port nothing listens on (bound then released). */
-export async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export const closedPort = freePort;
 
 export interface TcpProxy {
   readonly port: number;

@@ -1,13 +1,13 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { PgConnection } from '../../config/config.js';
+import { freePort } from '../../lib/free-port.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { quoteIdent } from './migrations.js';
 import { APPLICATION_NAME } from './pool.js';
@@ -173,18 +173,6 @@ async function ensureDatabase(connection: PgConnection, log: Logger): Promise<vo
   }
 }
 
-/** A port the OS says is free on 127.0.0.1 right now (bound, then released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function socketDirectories(dataDir: string, port: number): string {
   if (Buffer.byteLength(path.join(dataDir, `.s.PGSQL.${port}`)) > MAX_SOCKET_PATH) return '';
