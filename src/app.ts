@@ -18,9 +18,10 @@ import { StartGate } from './sinks/start-gate.js';
 import { startEmbeddedPostgres } from './sinks/tsdb/embedded.js';
 import { createLokiSink } from './sinks/loki/sink.js';
 import { createTsdbSink } from './sinks/tsdb/sink.js';
+import type { WritePathCounts } from './sinks/tsdb/writer.js';
 import { Spool } from './spool/spool.js';
 import type { Logger } from './telemetry/logger.js';
-import { Metrics } from './telemetry/metrics.js';
+import { Metrics, type MetricsSource } from './telemetry/metrics.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -33,6 +34,8 @@ export interface AppDeps {
 /** One enabled sink and how the app drives it. */
 export interface SinkSetup {
   readonly sink: Sink;
+  /** PostgreSQL write paths, for /metrics (the tsdb sink only). */
+  readonly writePaths?: () => Readonly<WritePathCounts>;
   /** Records delivered concurrently. */
   readonly window: number;
   /** How long an /ingest answer waits for this sink before saying `queued` (0: never). */
@@ -81,6 +84,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
         // Under load, records that queued up while the window was busy go out as one COPY.
         coalesce: { maxEvents: TSDB_COALESCE_EVENTS, maxWaitMs: 0 },
         describe: () => tsdb.describe(),
+        writePaths: () => tsdb.writePaths(),
       });
     }
     if (config.loki.enabled) {
@@ -101,6 +105,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await runCleanups(cleanups, deps.logger);
     throw err;
   }
+}
+
+function tsdbWritePathsSource(setups: readonly SinkSetup[]): Pick<MetricsSource, 'tsdbWritePaths'> {
+  const writePaths = setups.find((s) => s.writePaths !== undefined)?.writePaths;
+  if (writePaths === undefined) return {};
+  return {
+    tsdbWritePaths: () => {
+      const p = writePaths();
+      return { copy: p.copy, conflicts: p.conflicts, skip_duplicates: p.skipDuplicates };
+    },
+  };
 }
 
 /** The app around a given set of sinks (tests pass in-memory ones). Takes ownership of `cleanups`. */
@@ -127,6 +142,7 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
   const metrics = new Metrics({
     spoolBytes: () => spool.totalBytes,
     inflightBytes: () => inflight.bytes,
+    ...tsdbWritePathsSource(setups),
     sinks: () =>
       workerList.map((w) => {
         const backlog = spool.backlogOf(w.sink.name);

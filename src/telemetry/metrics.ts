@@ -20,7 +20,12 @@ export interface MetricsSource {
     readonly deadLetters: number;
   }>;
   inflightBytes(): number;
+  /** PostgreSQL writes per path since start; absent when the tsdb sink is off. */
+  tsdbWritePaths?: () => Readonly<Record<TsdbWritePath, number>>;
 }
+
+/** copy: plain COPY, all new; conflicts: a plain COPY met a stored row; skip_duplicates: a write that skipped stored rows. */
+export type TsdbWritePath = 'copy' | 'conflicts' | 'skip_duplicates';
 
 const CIRCUIT_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 
@@ -107,6 +112,24 @@ export class Metrics {
         this.set(source.spoolBytes());
       },
     });
+    const tsdbWritePaths = source.tsdbWritePaths;
+    if (tsdbWritePaths !== undefined) {
+      const counted: Record<TsdbWritePath, number> = { copy: 0, conflicts: 0, skip_duplicates: 0 };
+      new Counter({
+        name: 'mothership_tsdb_writes_total',
+        help: 'PostgreSQL writes by path: copy (plain COPY, every row new), conflicts (a plain COPY met a stored row and was redone), skip_duplicates (written skipping stored rows).',
+        labelNames: ['path'],
+        registers,
+        collect() {
+          // The writer keeps plain counts (no prom-client on the write path); catch up here.
+          const now = tsdbWritePaths();
+          for (const path of ['copy', 'conflicts', 'skip_duplicates'] as const) {
+            this.inc({ path }, Math.max(0, now[path] - counted[path]));
+            counted[path] = now[path];
+          }
+        },
+      });
+    }
     new Gauge({
       name: 'mothership_inflight_request_bytes',
       help: 'Request bytes being received or processed.',

@@ -208,6 +208,22 @@ for (const target of targets) {
       assert.equal(await count(schema), 5 + BIG + 1);
     });
 
+    it('writes new rows with a plain COPY; a batch holding a stored row is redone skipping it, then plain COPY resumes', async () => {
+      const { sink, schema } = await started();
+      const first = events(3);
+      assertDelivered(await sink.send(first, signal()), 3, 0);
+      assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 0, skipDuplicates: 0 });
+      // One resent row among new ones: the plain COPY fails as a whole and nothing of it stays.
+      assertDelivered(await sink.send([event({ timeMs: T0 + 50 }), first[1]!, event({ timeMs: T0 + 51 })], signal()), 2, 1);
+      assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 1, skipDuplicates: 1 });
+      // Duplicates came last time: the next write skips the plain COPY; finding none, the one after takes it again.
+      assertDelivered(await sink.send(events(2, (i) => ({ timeMs: T0 + 60 + i })), signal()), 2, 0);
+      assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 1, skipDuplicates: 2 });
+      assertDelivered(await sink.send(events(BIG, (i) => ({ timeMs: T0 + 5_000 + i })), signal()), BIG, 0);
+      assert.deepEqual(sink.writePaths(), { copy: 2, conflicts: 1, skipDuplicates: 2 });
+      assert.equal(await count(schema), 3 + 2 + 2 + BIG);
+    });
+
     it('counts repeats inside one batch as duplicates', async () => {
       const { sink, schema } = await started();
       const [a, b] = events(2);

@@ -6,7 +6,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import type { SendOutcome, Sink, SinkHealth } from '../sink.js';
 import { migrate, quoteIdent, type MigrationResult } from './migrations.js';
 import { createPool, DeadlineError, describePgTarget, withClient } from './pool.js';
-import { TsdbWriter } from './writer.js';
+import { TsdbWriter, type WritePathCounts } from './writer.js';
 
 export interface TimerHandle {
   cancel(): void;
@@ -35,6 +35,8 @@ export type TsdbDescription = {
 export interface TsdbSink extends Sink {
   readonly name: 'tsdb';
   describe(): TsdbDescription;
+  /** Writes per path since start (zeros before start). */
+  writePaths(): Readonly<WritePathCounts>;
 }
 
 export const RETENTION_INTERVAL_MS = 60 * 60 * 1000;
@@ -58,6 +60,8 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
   let retentionTimer: TimerHandle | null = null;
   let retentionRunning = false;
   let stopping: Promise<void> | null = null;
+  // Kept across restarts of the writer, so the counters only grow.
+  const paths: WritePathCounts = { copy: 0, conflicts: 0, skipDuplicates: 0 };
 
   async function runRetention(): Promise<void> {
     const current = pool;
@@ -112,7 +116,7 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
       // COPY stages rows in a temp table; a role without TEMPORARY writes every batch with unnest.
       if (!canStage) log.info('tsdb: this role may not create temp tables; large batches use INSERT … unnest instead of COPY');
       const copy = canStage ? {} : { copyThreshold: Number.POSITIVE_INFINITY };
-      writer = new TsdbWriter(candidate, { schema: config.schema, timeoutMs: config.writeTimeoutMs, now, ...copy });
+      writer = new TsdbWriter(candidate, { schema: config.schema, timeoutMs: config.writeTimeoutMs, now, paths, ...copy });
       if (migration.retention === 'job') retentionTimer = setTimer(runRetention, RETENTION_INTERVAL_MS);
       log.info(
         {
@@ -161,6 +165,10 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
         await current?.end().catch((err: unknown) => log.warn({ err: { message: safeMessage(err) } }, 'tsdb: closing the pool failed'));
       })();
       return stopping;
+    },
+
+    writePaths() {
+      return { ...paths };
     },
 
     describe() {
