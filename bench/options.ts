@@ -27,6 +27,8 @@ export interface BenchOptions {
   readonly rate: number | null;
   /** Skip the COPY ceiling (the matrix measures it once). */
   readonly ceiling: boolean;
+  /** Also measure the ingest path alone (a child server whose sink stores nothing); child mode only. */
+  readonly ingestPath: boolean;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -47,7 +49,9 @@ export const USAGE = `Usage: npm run bench -- [options]
   --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 20000]
   --rate N              open loop: offer N msg/s on a fixed schedule, latency counted from
                         each batch's due time (default: closed loop)    [BENCH_RATE]
-  --no-ceiling          skip the COPY ceiling measurement`;
+  --no-ceiling          skip the COPY ceiling measurement
+  --no-ingest-path      skip the ingest-path run (the same load against a server whose sink
+                        stores nothing: CPU of HTTP + inflate + parse + normalize + spool)`;
 
 export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
   const { values } = parseArgs({
@@ -72,6 +76,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       'pregen-rate': { type: 'string' },
       rate: { type: 'string' },
       'no-ceiling': { type: 'boolean' },
+      'no-ingest-path': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -122,6 +127,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 20_000, 100, 10_000_000)),
     rate: num(values.rate, 'RATE', null, 1, 10_000_000),
     ceiling: values['no-ceiling'] !== true,
+    ingestPath: values['no-ingest-path'] !== true && url === null,
   });
 }
 

@@ -34,6 +34,11 @@ export interface BenchReport {
     readonly stopped: string | null; readonly logLines: number | null; readonly logTail: string;
   };
   readonly machine: { readonly cores: number; readonly busyCpuSeconds: number | null; readonly benchCpuSeconds: number };
+  /** The same load against a server whose sink stores nothing (--no-ingest-path: null). */
+  readonly ingestPath: {
+    readonly messagesPerSecond: number; readonly p99Ms: number; readonly cpuSeconds: number;
+    readonly cpuMicrosPerMessage: number; readonly rssPeakMiB: number; readonly failedRequests: number;
+  } | null;
   readonly ceiling: {
     readonly rows: number; readonly copyBatch: number;
     readonly indexedRowsPerSecond: number; readonly noIndexRowsPerSecond: number;
@@ -70,6 +75,13 @@ export function formatReport(r: BenchReport): string {
       : `${fix(r.server.cpuSeconds, 2)} s   = ${fix(r.server.cpuMicrosPerMessage)} µs per accepted message (first send → last row landed)`],
     ['machine CPU', `${fix(r.machine.busyCpuSeconds, 2)} s busy on ${r.machine.cores} cores (bench itself ${fix(r.machine.benchCpuSeconds, 2)} s; the rest is PostgreSQL and noise)`],
   ];
+  if (r.ingestPath !== null) {
+    const i = r.ingestPath;
+    lines.push(
+      ['ingest path', `${fix(i.cpuMicrosPerMessage)} µs per message   (same load, sink stores nothing: HTTP + inflate + parse + normalize + spool)`],
+      ['', `${int(i.messagesPerSecond)} msg/s, p99 ${fix(i.p99Ms)} ms, RSS peak ${fix(i.rssPeakMiB)} MiB, ${int(i.failedRequests)} requests without 2xx`],
+    );
+  }
   if (r.ceiling !== null) {
     const c = r.ceiling;
     lines.push(

@@ -110,6 +110,10 @@ async function main(): Promise<number> {
     let stopped: string | null = null;
     if (server !== null) { progress('stopping the server'); stopped = await server.stop(); }
 
+    const ingestPath = opts.ingestPath && !abort.signal.aborted
+      ? await measureIngestPath(opts, { ...run, id: `${run.id}_ingest` }, workDir, schema, abort.signal)
+      : null;
+
     let ceiling: Ceiling | null = null;
     const ceilingRows = Math.max(landing.landed, accepted);
     if (opts.ceiling && ceilingRows > 0 && !abort.signal.aborted) {
@@ -118,7 +122,7 @@ async function main(): Promise<number> {
     }
 
     const report = buildReport({
-      opts, shown, schema, server, stopped, load, pool, accepted, landing, check, ceiling,
+      opts, shown, schema, server, stopped, load, pool, accepted, landing, check, ceiling, ingestPath,
       rss: rss === null ? null : { start: rssStart ?? 0, peak: rss.peakKiB, final: rss.lastKiB },
       cpu: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
       busy: busy0 === null || busy1 === null ? null : busy1 - busy0,
@@ -131,6 +135,52 @@ async function main(): Promise<number> {
     rss?.stop();
     if (server !== null) await server.stop();
     await cleanUp(db, opts, [...(opts.url === null ? [schema] : []), ceilingSchema], opts.url === null ? workDir : null);
+  }
+}
+
+/**
+ * The same load (fresh messages) against bench/ingest-path-server.ts: the server's app with a
+ * sink that stores nothing. Its CPU per message is the ingest path's cost alone; it never
+ * touches PostgreSQL, so nothing is checked in the table.
+ */
+async function measureIngestPath(
+  opts: BenchOptions, run: RunSpec, parentDir: string, schema: string, signal: AbortSignal,
+): Promise<BenchReport['ingestPath']> {
+  const workDir = path.join(parentDir, 'ingest-path');
+  fs.mkdirSync(workDir, { recursive: true });
+  progress(`ingest path: the same load against a server whose sink stores nothing (log: ${path.join(workDir, 'server.log')})`);
+  const server = await startServer({ repoRoot, databaseUrl: opts.databaseUrl, schema, workDir, extraEnv: opts.env, entry: 'dist/bench/ingest-path-server.js' });
+  const rss = new RssWatch(server.pid);
+  try {
+    const maxBatches = opts.messages === null ? Number.MAX_SAFE_INTEGER : Math.ceil(opts.messages / opts.batch);
+    const initial = Math.ceil((opts.pregenRate * (opts.duration + opts.warmup)) / opts.batch);
+    const pool = await BatchPool.create(run, initial, maxBatches, Math.max(4 * opts.connections, Math.ceil(initial / 10)));
+    let load: LoadResult;
+    const cpu0 = cpuSeconds(server.pid);
+    try {
+      load = await runLoad(
+        { host: '127.0.0.1', port: server.port, gzip: opts.gzip, token: opts.token, batchSize: opts.batch, connections: opts.connections,
+          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate },
+        pool, signal, (s, ok) => progress(`  ${String(s).padStart(4)} s  ${ok.toLocaleString('en-US').padStart(9)} msg/s`),
+      );
+    } finally {
+      await pool.close();
+    }
+    const cpu1 = cpuSeconds(server.pid);
+    rss.sample();
+    if (cpu0 === null || cpu1 === null) throw new Error('ingest path: the server exited during the load');
+    const accepted = load.all.okMessages;
+    return {
+      messagesPerSecond: load.measuredSeconds > 0 ? load.measured.okMessages / load.measuredSeconds : 0,
+      p99Ms: quantile(load.latenciesMs, 0.99),
+      cpuSeconds: cpu1 - cpu0,
+      cpuMicrosPerMessage: accepted > 0 ? ((cpu1 - cpu0) * 1e6) / accepted : 0,
+      rssPeakMiB: rss.peakKiB / 1024,
+      failedRequests: load.all.requests - load.all.ok,
+    };
+  } finally {
+    rss.stop();
+    await server.stop();
   }
 }
 
@@ -174,6 +224,7 @@ interface Parts {
   readonly server: ChildServer | null; readonly stopped: string | null; readonly load: LoadResult; readonly pool: BatchPool; readonly accepted: number;
   readonly landing: Awaited<ReturnType<typeof waitForLanding>>; readonly check: Awaited<ReturnType<typeof verify>>;
   readonly ceiling: Ceiling | null;
+  readonly ingestPath: BenchReport['ingestPath'];
   readonly rss: { start: number; peak: number; final: number } | null;
   readonly cpu: number | null; readonly busy: number | null; readonly benchCpu: number;
 }
@@ -231,6 +282,7 @@ function buildReport(p: Parts): BenchReport {
       stopped: p.stopped, logLines, logTail: p.server === null ? '' : tail(p.server.logPath, 5),
     },
     machine: { cores: os.availableParallelism(), busyCpuSeconds: p.busy, benchCpuSeconds: p.benchCpu },
+    ingestPath: p.ingestPath,
     ceiling: c === null ? null : {
       rows: c.indexed.rows, copyBatch: opts.copyBatch,
       indexedRowsPerSecond: c.indexed.rowsPerSecond, noIndexRowsPerSecond: c.noIndex.rowsPerSecond,

@@ -16,6 +16,8 @@ export interface ServerSpec {
   /** Holds DATA_DIR (spool, …) and server.log. */
   readonly workDir: string;
   readonly extraEnv: Readonly<Record<string, string>>;
+  /** Script to run, relative to the repo root; default dist/src/main.js. */
+  readonly entry?: string;
 }
 
 export interface ChildServer {
@@ -51,7 +53,7 @@ export async function startServer(spec: ServerSpec): Promise<ChildServer> {
   const log = fs.openSync(logPath, 'a');
   // Own process group: a Ctrl-C at the terminal reaches only the bench, which then measures
   // what landed and stops the server itself.
-  const child = spawn(process.execPath, [path.join(spec.repoRoot, 'dist/src/main.js')], {
+  const child = spawn(process.execPath, [path.join(spec.repoRoot, spec.entry ?? 'dist/src/main.js')], {
     cwd: spec.repoRoot, env, stdio: ['ignore', log, log], detached: true,
   });
   fs.closeSync(log);

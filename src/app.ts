@@ -65,6 +65,16 @@ type Cleanup = () => Promise<void>;
 /** Most events in one PostgreSQL write when records have queued up. */
 const TSDB_COALESCE_EVENTS = 5000;
 
+/** How the app drives the PostgreSQL sink (the bench's ingest-path server drives its stand-in the same way). */
+export function tsdbDelivery(config: Config): Omit<SinkSetup, 'sink'> {
+  return {
+    window: config.tsdb.poolMax,
+    waitMs: config.tsdb.writeTimeoutMs,
+    // Under load, records that queued up while the window was busy go out as one COPY.
+    coalesce: { maxEvents: TSDB_COALESCE_EVENTS, maxWaitMs: 0 },
+  };
+}
+
 /**
  * Builds the mothership from its config: resources first (embedded PostgreSQL), then sinks,
  * spool, delivery workers and the HTTP server. Nothing global: a test can build several apps
@@ -78,11 +88,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       const connection = await tsdbConnection(config, deps.logger, cleanups);
       const tsdb = createTsdbSink(config.tsdb, connection, deps.logger);
       setups.push({
+        ...tsdbDelivery(config),
         sink: new StartGate(tsdb, deps.logger),
-        window: config.tsdb.poolMax,
-        waitMs: config.tsdb.writeTimeoutMs,
-        // Under load, records that queued up while the window was busy go out as one COPY.
-        coalesce: { maxEvents: TSDB_COALESCE_EVENTS, maxWaitMs: 0 },
         describe: () => tsdb.describe(),
         writePaths: () => tsdb.writePaths(),
       });
