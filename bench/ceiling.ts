@@ -10,7 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parseEnvelope } from '../src/pipeline/envelope.js';
 import { normalizeBatch } from '../src/pipeline/normalize.js';
-import { COLUMNS, copyLine } from '../src/sinks/tsdb/writer.js';
+import { copyText as rowsOf } from '../src/pipeline/copy-text.js';
+import { COLUMNS } from '../src/sinks/tsdb/writer.js';
 import { ident, type Db } from './db.js';
 import { batchEnvelope, type RunSpec, type Samples } from './payloads.js';
 
@@ -58,7 +59,7 @@ function copyText(samples: Samples, run: RunSpec, first: number, count: number, 
   let text = '';
   for (let index = first; index < first + count; index++) {
     const envelope = parseEnvelope(batchEnvelope(samples, run, index), { maxMessagesPerBatch: run.batchSize });
-    for (const e of normalizeBatch(envelope, { receivedAtMs, idempotencyKey: null, maxJsonDepth: 64 }).events) text += copyLine(e);
+    text += rowsOf(normalizeBatch(envelope, { receivedAtMs, idempotencyKey: null, maxJsonDepth: 64 }).events);
   }
   return text;
 }

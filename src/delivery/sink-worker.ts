@@ -1,7 +1,7 @@
 import type { DeadLetterStore } from '../deadletter/store.js';
 import { MothershipError } from '../lib/errors.js';
 import { deliverIsolating, type PoisonEvent } from '../sinks/deliver.js';
-import type { Sink } from '../sinks/sink.js';
+import type { CopyRows, Sink } from '../sinks/sink.js';
 import { SINK_BITS, type Spool } from '../spool/spool.js';
 import type { SpoolReader, SpoolRecord } from '../spool/spool-reader.js';
 import type { IngestEvent } from '../pipeline/event.js';
@@ -32,6 +32,8 @@ interface Unit {
   readonly records: readonly SpoolRecord[];
   readonly events: readonly IngestEvent[];
   readonly offsets: readonly number[];
+  /** `events` as the records' COPY rows; undefined when a record does not hold them. */
+  readonly rows: CopyRows | undefined;
 }
 
 /** What one record's delivery to this sink came to. */
@@ -201,16 +203,19 @@ export class SinkWorker {
     }
     const events: IngestEvent[] = [];
     const offsets: number[] = [];
+    let rows: Buffer[] | undefined = [];
     for (const r of records) {
       offsets.push(events.length);
       if (this.wanted(r) === 0) {
         if (r.decodeError !== undefined) this.logger.error({ sink: this.sink.name, seq: r.seq, reason: r.decodeError }, 'skipping an unreadable spool record');
         continue;
       }
-      if (records.length === 1) return { records, events: r.events as IngestEvent[], offsets };
+      if (r.copyText === null) rows = undefined;
+      else rows?.push(r.copyText);
+      if (records.length === 1) return { records, events: r.events as IngestEvent[], offsets, rows };
       for (const e of r.events) events.push(e);
     }
-    return { records, events, offsets };
+    return { records, events, offsets, rows };
   }
 
   /** Events of `record` this sink must deliver. */
@@ -244,7 +249,7 @@ export class SinkWorker {
           continue;
         }
         const startedMs = this.options.now();
-        const result = await deliverGuarded(this.sink, unit.events, signal);
+        const result = await deliverGuarded(this.sink, unit, signal);
         this.options.metrics?.sinkWriteSeconds(this.sink.name, (this.options.now() - startedMs) / 1000);
         if (result.kind === 'delivered') {
           this.breaker.success();
@@ -364,9 +369,9 @@ export class SinkWorker {
 }
 
 /** A sink that throws instead of classifying is treated as retryable, never as a dead worker. */
-async function deliverGuarded(sink: Sink, events: SpoolRecord['events'], signal: AbortSignal): ReturnType<typeof deliverIsolating> {
+async function deliverGuarded(sink: Sink, unit: Unit, signal: AbortSignal): ReturnType<typeof deliverIsolating> {
   try {
-    return await deliverIsolating(sink, events, signal);
+    return await deliverIsolating(sink, unit.events, signal, unit.rows);
   } catch (err) {
     return { kind: 'retryable', error: new MothershipError('sink_unavailable', `${sink.name} failed unexpectedly: ${(err as Error).message}`, { cause: err }) };
   }

@@ -1,6 +1,6 @@
 import type { MothershipError } from '../lib/errors.js';
 import type { IngestEvent } from '../pipeline/event.js';
-import type { Sink } from './sink.js';
+import type { CopyRows, Sink } from './sink.js';
 
 export interface PoisonEvent {
   /** Position of the event in the array given to `deliverIsolating`. */
@@ -24,7 +24,7 @@ export type DeliveryResult =
  * any depth stops the whole delivery: the caller retries it all (writes are idempotent, so the
  * halves already stored cost nothing the second time).
  */
-export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[], signal: AbortSignal): Promise<DeliveryResult> {
+export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[], signal: AbortSignal, rows?: CopyRows): Promise<DeliveryResult> {
   const poison: PoisonEvent[] = [];
   let written = 0;
   let duplicates = 0;
@@ -32,8 +32,9 @@ export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[
   while (pending.length > 0) {
     const range = pending.pop() as { start: number; end: number };
     if (range.end <= range.start) continue;
-    const slice = range.start === 0 && range.end === events.length ? events : events.slice(range.start, range.end);
-    const outcome = await sink.send(slice, signal);
+    const whole = range.start === 0 && range.end === events.length;
+    // The encoded rows cover the whole batch only; halves are encoded again by the sink.
+    const outcome = whole ? await sink.send(events, signal, rows) : await sink.send(events.slice(range.start, range.end), signal);
     if (outcome.kind === 'retryable') return outcome;
     if (outcome.kind === 'delivered') {
       written += outcome.written;

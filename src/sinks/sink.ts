@@ -28,11 +28,18 @@ export interface SinkHealth {
   readonly reason?: string;
 }
 
+/**
+ * The events of a send as PostgreSQL COPY text rows, in order: the spool records' own bytes
+ * (see pipeline/copy-text.ts). Given only when it covers exactly the events sent; a sink that
+ * writes COPY sends these bytes instead of encoding the events again.
+ */
+export type CopyRows = readonly Buffer[];
+
 export interface Sink {
   readonly name: SinkName;
   /** Connects, migrates, and whatever else must happen before the first send. Throws on failure. */
   start(signal: AbortSignal): Promise<void>;
-  send(events: readonly IngestEvent[], signal: AbortSignal): Promise<SendOutcome>;
+  send(events: readonly IngestEvent[], signal: AbortSignal, rows?: CopyRows): Promise<SendOutcome>;
   healthcheck(signal: AbortSignal): Promise<SinkHealth>;
   /** Idempotent; releases connections. */
   shutdown(): Promise<void>;

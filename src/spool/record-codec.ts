@@ -1,28 +1,41 @@
+import { copyText, parseCopyText } from '../pipeline/copy-text.js';
 import type { IngestEvent } from '../pipeline/event.js';
 
-/**
- * The payload of a spool record: the events of one accepted batch, as compact JSON.
- * `data` is embedded from the event's precomputed `dataJson`, so encoding costs one string
- * concatenation per event and the message is never serialized twice. Decoding (only when a
- * sink replays from disk) parses it back and re-derives `dataJson`.
+/*
+ * The payload of a spool record: the events of one accepted batch.
  *
- *   [version, [[id, timeMs, timeNanos, receivedAtMs, source, type, service, host, severity, message, data], …]]
+ * Version 2 (written): a header line, then the events as PostgreSQL COPY text rows (see
+ * pipeline/copy-text.ts), so the tsdb sink sends the record's own bytes and no event is
+ * serialized twice.
+ *
+ *   #2\n                      or   #2 [n0,n1,…]\n   when some event's time has nanoseconds below
+ *   <COPY row>\n…                                    the microsecond (ni for event i, 0..999)
+ *
+ * Version 1 (read only, written by earlier releases, which may have left records in a spool):
+ * compact JSON, `[1, [[id, timeMs, timeNanos, receivedAtMs, source, type, service, host,
+ * severity, message, data], …]]`.
  */
-const VERSION = 1;
+const V2_TAG = '#2';
+const NEWLINE = 0x0a;
+const HASH = 0x23;
 
 export function encodeEvents(events: readonly IngestEvent[]): Buffer {
-  let out = `[${VERSION},[`;
+  let subMicros: number[] | null = null;
   for (let i = 0; i < events.length; i++) {
-    const e = events[i] as IngestEvent;
-    if (i > 0) out += ',';
-    out += `[${JSON.stringify(e.id)},${e.timeMs},${e.timeNanos},${e.receivedAtMs},${str(e.source)},${str(e.type)},${str(e.service)},${str(e.host)},${str(e.severity)},${str(e.message)},${e.dataJson}]`;
+    const sub = (events[i] as IngestEvent).timeNanos % 1000;
+    if (sub === 0) continue;
+    subMicros ??= new Array<number>(events.length).fill(0);
+    subMicros[i] = sub;
   }
-  out += ']]';
-  return Buffer.from(out, 'utf8');
+  const header = subMicros === null ? `${V2_TAG}\n` : `${V2_TAG} ${JSON.stringify(subMicros)}\n`;
+  return Buffer.from(header + copyText(events), 'utf8');
 }
 
-function str(value: string | null): string {
-  return value === null ? 'null' : JSON.stringify(value);
+/** The COPY rows of a version 2 payload, without copying; null for a version 1 payload. */
+export function recordCopyText(payload: Buffer): Buffer | null {
+  if (payload[0] !== HASH) return null;
+  const end = payload.indexOf(NEWLINE);
+  return end < 0 ? null : payload.subarray(end + 1);
 }
 
 export class RecordDecodeError extends Error {
@@ -30,19 +43,43 @@ export class RecordDecodeError extends Error {
 }
 
 export function decodeEvents(payload: Buffer): IngestEvent[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(payload.toString('utf8'));
-  } catch (err) {
-    throw new RecordDecodeError(`record payload is not JSON: ${(err as Error).message}`);
+  return payload[0] === HASH ? decodeV2(payload) : decodeV1(payload);
+}
+
+function decodeV2(payload: Buffer): IngestEvent[] {
+  const end = payload.indexOf(NEWLINE);
+  const header = payload.toString('utf8', 0, end < 0 ? payload.length : end);
+  if (end < 0 || (header !== V2_TAG && !header.startsWith(`${V2_TAG} `))) throw new RecordDecodeError('record payload has an unknown layout');
+  let subMicros: number[] | null = null;
+  if (header !== V2_TAG) {
+    const parsed: unknown = parseJson(header.slice(V2_TAG.length + 1));
+    if (!Array.isArray(parsed) || !parsed.every((n) => Number.isInteger(n) && n >= 0 && n < 1000)) throw new RecordDecodeError('record header has bad sub-microseconds');
+    subMicros = parsed as number[];
   }
-  if (!Array.isArray(parsed) || parsed[0] !== VERSION || !Array.isArray(parsed[1])) {
+  try {
+    return parseCopyText(payload.toString('utf8', end + 1), subMicros);
+  } catch (err) {
+    throw new RecordDecodeError(`record rows are unreadable: ${(err as Error).message}`);
+  }
+}
+
+function decodeV1(payload: Buffer): IngestEvent[] {
+  const parsed = parseJson(payload.toString('utf8'));
+  if (!Array.isArray(parsed) || parsed[0] !== 1 || !Array.isArray(parsed[1])) {
     throw new RecordDecodeError('record payload has an unknown layout');
   }
   const rows = parsed[1] as unknown[];
   const events: IngestEvent[] = new Array<IngestEvent>(rows.length);
   for (let i = 0; i < rows.length; i++) events[i] = toEvent(rows[i]);
   return events;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new RecordDecodeError(`record payload is not JSON: ${(err as Error).message}`);
+  }
 }
 
 function toEvent(row: unknown): IngestEvent {

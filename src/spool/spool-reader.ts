@@ -1,5 +1,5 @@
 import type { IngestEvent } from '../pipeline/event.js';
-import { decodeEvents } from './record-codec.js';
+import { decodeEvents, recordCopyText } from './record-codec.js';
 import { FrameReader, type Segment } from './segment-log.js';
 import type { Spool } from './spool.js';
 
@@ -7,6 +7,8 @@ export interface SpoolRecord {
   readonly seq: number;
   readonly targets: number;
   readonly events: readonly IngestEvent[];
+  /** The events as PostgreSQL COPY rows, when the record holds them so (see record-codec.ts). */
+  readonly copyText: Buffer | null;
   /** Frame bytes on disk, for backlog accounting. */
   readonly bytes: number;
   /** Set when the record passed its checksum but could not be decoded (written by another version). */
@@ -43,7 +45,7 @@ export class SpoolReader {
       }
       const cached = this.spool.cached(this.nextSeq);
       if (cached !== undefined) {
-        const record: SpoolRecord = { seq: this.nextSeq, targets: cached.targets, events: cached.events, bytes: cached.length };
+        const record: SpoolRecord = { seq: this.nextSeq, targets: cached.targets, events: cached.events, copyText: cached.copyText, bytes: cached.length };
         this.position = { segment: cached.segment, offset: cached.offset + cached.length };
         this.nextSeq++;
         return record;
@@ -82,9 +84,9 @@ export class SpoolReader {
     if (frame.seq > this.nextSeq) throw new Error(`spool record ${this.nextSeq} missing; found ${frame.seq}`);
     this.nextSeq++;
     try {
-      return { seq: frame.seq, targets: frame.targets, events: decodeEvents(frame.payload), bytes: frame.length };
+      return { seq: frame.seq, targets: frame.targets, events: decodeEvents(frame.payload), copyText: recordCopyText(frame.payload), bytes: frame.length };
     } catch (err) {
-      return { seq: frame.seq, targets: frame.targets, events: [], bytes: frame.length, decodeError: (err as Error).message };
+      return { seq: frame.seq, targets: frame.targets, events: [], copyText: null, bytes: frame.length, decodeError: (err as Error).message };
     }
   }
 
@@ -101,7 +103,7 @@ export class SpoolReader {
     }
     this.nextSeq++;
     this.position = null;
-    return { seq, targets: 0, events: [], bytes: 0 };
+    return { seq, targets: 0, events: [], copyText: null, bytes: 0 };
   }
 
   private segmentFor(seq: number): Segment | null {

@@ -4,7 +4,7 @@ import type { SinkName } from '../sinks/sink.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CursorStore } from './cursor-store.js';
 import { MAX_EVENTS_PER_RECORD } from './frame.js';
-import { encodeEvents } from './record-codec.js';
+import { encodeEvents, recordCopyText } from './record-codec.js';
 import { SegmentLog, type RecoveryReport, type Segment } from './segment-log.js';
 import { SpoolReader } from './spool-reader.js';
 
@@ -24,6 +24,8 @@ export interface SpoolOptions {
 
 export interface CachedRecord {
   readonly events: readonly IngestEvent[];
+  /** The events as COPY rows: the payload's own bytes (see record-codec.ts). */
+  readonly copyText: Buffer | null;
   readonly targets: number;
   readonly segment: Segment;
   readonly offset: number;
@@ -266,7 +268,7 @@ export class Spool {
             }
           }
           if (this.cacheBytes + a.length <= this.options.memoryBytes) {
-            this.cache.set(a.seq, { events: p.events, targets: p.targets, segment: a.segment, offset: a.offset, length: a.length });
+            this.cache.set(a.seq, { events: p.events, copyText: recordCopyText(p.payload), targets: p.targets, segment: a.segment, offset: a.offset, length: a.length });
             this.cacheBytes += a.length;
           }
           p.resolve(a.seq);

@@ -3,7 +3,7 @@ import type { PgConnection, TsdbConfig } from '../../config/config.js';
 import { MothershipError } from '../../lib/errors.js';
 import type { IngestEvent } from '../../pipeline/event.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { SendOutcome, Sink, SinkHealth } from '../sink.js';
+import type { CopyRows, SendOutcome, Sink, SinkHealth } from '../sink.js';
 import { migrate, quoteIdent, type MigrationResult } from './migrations.js';
 import { createPool, DeadlineError, describePgTarget, withClient } from './pool.js';
 import { TsdbWriter, type WritePathCounts } from './writer.js';
@@ -131,11 +131,11 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
       );
     },
 
-    async send(events: readonly IngestEvent[], signal: AbortSignal): Promise<SendOutcome> {
+    async send(events: readonly IngestEvent[], signal: AbortSignal, rows?: CopyRows): Promise<SendOutcome> {
       if (stopping !== null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is shutting down') };
       if (writer === null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is not started') };
       try {
-        const { inserted, duplicates } = await writer.write(events, signal);
+        const { inserted, duplicates } = await writer.write(events, signal, rows);
         return { kind: 'delivered', written: inserted, duplicates };
       } catch (err) {
         return classifyTsdbError(err, { target, timeoutMs: config.writeTimeoutMs });

@@ -3,7 +3,9 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
 import type { IngestEvent } from '../../pipeline/event.js';
+import { COPY_COLUMNS, copyText } from '../../pipeline/copy-text.js';
 import { formatPgTimestamp } from '../../pipeline/time.js';
+import type { CopyRows } from '../sink.js';
 import { quoteIdent } from './migrations.js';
 import { withClient } from './pool.js';
 
@@ -49,7 +51,7 @@ export interface WriterOptions {
 export const DEFAULT_COPY_THRESHOLD = 250;
 
 /** Column order shared by the table, the staging table and the COPY rows. */
-export const COLUMNS = 'time, received_at, source, type, service, host, severity, message, data, id';
+export const COLUMNS = COPY_COLUMNS;
 
 /** COPY rows per chunk handed to the socket: big enough to amortize, small enough to stream. */
 const ROWS_PER_CHUNK = 512;
@@ -99,13 +101,13 @@ export class TsdbWriter {
    * Throws `DeadlineError` past `timeoutMs` or on abort (the connection is discarded), or the
    * driver/server error otherwise; the sink classifies them.
    */
-  async write(events: readonly IngestEvent[], signal?: AbortSignal): Promise<WriteResult> {
+  async write(events: readonly IngestEvent[], signal?: AbortSignal, rows?: CopyRows): Promise<WriteResult> {
     if (events.length === 0) return { inserted: 0, duplicates: 0 };
     const limits = { deadline: this.now() + this.options.timeoutMs, signal, now: this.now };
     const inserted = await withClient(this.pool, limits, async (client, remaining) => {
       if (!this.expectDuplicates) {
         try {
-          const n = await this.writePlainCopy(client, events);
+          const n = await this.writePlainCopy(client, events, rows);
           this.paths.copy++;
           return n;
         } catch (err) {
@@ -114,7 +116,7 @@ export class TsdbWriter {
           this.expectDuplicates = true;
         }
       }
-      const n = events.length >= this.copyThreshold ? await this.writeCopy(client, events, remaining) : await this.writeUnnest(client, events);
+      const n = events.length >= this.copyThreshold ? await this.writeCopy(client, events, remaining, rows) : await this.writeUnnest(client, events);
       this.paths.skipDuplicates++;
       this.expectDuplicates = this.options.optimistic === false || n < events.length;
       return n;
@@ -127,8 +129,8 @@ export class TsdbWriter {
    * `statement_timeout`; our own timer still ends it at the deadline. Fails as a whole, with
    * SQLSTATE 23505, if any row is already stored: when it succeeds, every row is new.
    */
-  private async writePlainCopy(client: pg.PoolClient, events: readonly IngestEvent[]): Promise<number> {
-    await pipeline(Readable.from(copyChunks(events)), client.query(copyFrom(`COPY ${this.events} (${COLUMNS}) FROM STDIN`)));
+  private async writePlainCopy(client: pg.PoolClient, events: readonly IngestEvent[], rows: CopyRows | undefined): Promise<number> {
+    await pipeline(copySource(events, rows), client.query(copyFrom(`COPY ${this.events} (${COLUMNS}) FROM STDIN`)));
     return events.length;
   }
 
@@ -138,7 +140,7 @@ export class TsdbWriter {
    * statements in order, switching to COPY-in mode for the data we stream; the INSERT's row
    * count arrives as its CommandComplete tag ("INSERT 0 n"), which we read as it passes.
    */
-  private async writeCopy(client: pg.PoolClient, events: readonly IngestEvent[], remaining: () => number): Promise<number> {
+  private async writeCopy(client: pg.PoolClient, events: readonly IngestEvent[], remaining: () => number, rows: CopyRows | undefined): Promise<number> {
     const create = this.staged.has(client)
       ? ''
       : `CREATE TEMP TABLE IF NOT EXISTS ${this.staging} (LIKE ${this.events}) ON COMMIT DELETE ROWS;`;
@@ -156,7 +158,7 @@ export class TsdbWriter {
       onCommandComplete(msg);
     };
     try {
-      await pipeline(Readable.from(copyChunks(events)), client.query(stream));
+      await pipeline(copySource(events, rows), client.query(stream));
     } catch (err) {
       // The staging table may be gone (rolled back with its creating transaction, DISCARD TEMP,
       // a transaction-mode pooler): the next attempt on this connection creates it again.
@@ -224,39 +226,14 @@ function serverTimeout(remainingMs: number): number {
 /** pg calls `handleCommandComplete` on the active query (its Submittable protocol) for each statement. */
 type CountingCopy = CopyStreamQuery & { handleCommandComplete(msg: { text?: string } | undefined): void };
 
-const COPY_SPECIAL = /[\\\t\n\r]/;
-const COPY_SPECIAL_ALL = /[\\\t\n\r]/g;
-const COPY_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-/** One field of COPY text format: `\N` for NULL; backslash, tab, newline and CR escaped. */
-function copyField(value: string | null): string {
-  if (value === null) return '\\N';
-  if (!COPY_SPECIAL.test(value)) return value;
-  return value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c] ?? c);
-}
-
-/** One COPY text line (with its newline) in `COLUMNS` order. */
-export function copyLine(e: IngestEvent): string {
-  return (
-    formatPgTimestamp(e.timeMs, e.timeNanos) + '\t' +
-    formatPgTimestamp(e.receivedAtMs, 0) + '\t' +
-    copyField(e.source) + '\t' +
-    copyField(e.type) + '\t' +
-    copyField(e.service) + '\t' +
-    copyField(e.host) + '\t' +
-    copyField(e.severity) + '\t' +
-    copyField(e.message) + '\t' +
-    copyField(e.dataJson) + '\t' +
-    copyField(e.id) + '\n'
-  );
-}
-
-/** The COPY payload of `events`, in chunks of `ROWS_PER_CHUNK` lines. */
+/** The COPY payload of `events`, in chunks of `ROWS_PER_CHUNK` rows. */
 export function* copyChunks(events: readonly IngestEvent[]): Generator<string> {
   for (let start = 0; start < events.length; start += ROWS_PER_CHUNK) {
-    const end = Math.min(events.length, start + ROWS_PER_CHUNK);
-    let chunk = '';
-    for (let i = start; i < end; i++) chunk += copyLine(events[i]!);
-    yield chunk;
+    yield copyText(events.slice(start, start + ROWS_PER_CHUNK));
   }
+}
+
+/** The rows already encoded (the spool's bytes, sent as they are) or, without them, encoded now. */
+function copySource(events: readonly IngestEvent[], rows: CopyRows | undefined): Readable {
+  return Readable.from(rows ?? copyChunks(events));
 }
