@@ -3,7 +3,7 @@ import type { SinkName } from '../sinks/sink.js';
 import type { Spool } from '../spool/spool.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { parseEnvelope } from './envelope.js';
-import type { NormalizedBatch, RejectedMessage } from './event.js';
+import type { RejectedMessage } from './event.js';
 import { normalizeBatch } from './normalize.js';
 
 /** The most rejected messages listed in one answer; the count in `errors` is always exact. */
@@ -55,6 +55,17 @@ export interface IngestOptions {
   readonly metrics?: Metrics;
 }
 
+/** What the answer needs of a normalized batch, once its events are with the spool. */
+interface Admitted {
+  readonly received: number;
+  readonly accepted: number;
+  readonly rejected: readonly RejectedMessage[];
+  readonly source: string | null;
+  readonly receivedAtMs: number;
+  /** The spool append (resolves with the record's seq once durable); null when no message was accepted. */
+  readonly seq: Promise<number> | null;
+}
+
 /**
  * One batch, from parsed body to answer: validate and normalize, append to the spool (the
  * commit point: once this resolves the batch survives a crash), then give each sink a short
@@ -67,7 +78,22 @@ export class Ingestor {
     private readonly options: IngestOptions,
   ) {}
 
-  async ingest(request: IngestRequest): Promise<IngestAnswer> {
+  /**
+   * Not async itself: the parsed body and the batch's events are locals of `admit` only, so
+   * once normalized and handed to the spool they are garbage. What waits for the sinks (up to
+   * TSDB_WRITE_TIMEOUT_MS) is the small `Admitted` summary, not the request.
+   */
+  ingest(request: IngestRequest): Promise<IngestAnswer> {
+    let admitted: Admitted;
+    try {
+      admitted = this.admit(request);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.settle(admitted);
+  }
+
+  private admit(request: IngestRequest): Admitted {
     const envelope = parseEnvelope(request.body, this.options);
     // Counted before any work on the messages: a refused batch costs the node nothing.
     const rateKey = request.rateKey ?? null;
@@ -80,18 +106,29 @@ export class Ingestor {
       maxStringBytes: this.options.maxStringBytes,
       node: request.node ?? null,
     });
-    const metrics = this.options.metrics;
-    metrics?.messagesCounted('received', batch.received);
-    if (batch.events.length === 0) return this.counted(this.answer(batch, this.workers.map(() => ({ written: 0, duplicates: 0, poison: [] }))));
-    const seq = await this.spool.append(batch.events);
-    metrics?.nodeSeen(envelope.source, batch.events.length, request.receivedAtMs);
+    this.options.metrics?.messagesCounted('received', batch.received);
+    const summary: Admitted = {
+      received: batch.received,
+      accepted: batch.events.length,
+      rejected: batch.rejected,
+      source: envelope.source,
+      receivedAtMs: request.receivedAtMs,
+      seq: batch.events.length === 0 ? null : this.spool.append(batch.events),
+    };
+    return summary;
+  }
+
+  private async settle(admitted: Admitted): Promise<IngestAnswer> {
+    if (admitted.seq === null) return this.counted(this.answer(admitted, this.workers.map(() => ({ written: 0, duplicates: 0, poison: [] }))));
+    const seq = await admitted.seq;
+    this.options.metrics?.nodeSeen(admitted.source, admitted.accepted, admitted.receivedAtMs);
     const outcomes = await Promise.all(
       this.workers.map((w) => {
         const waitMs = this.options.waitMs[w.sink.name] ?? 0;
         return waitMs > 0 ? w.waitFor(seq, waitMs) : Promise.resolve(null);
       }),
     );
-    return this.counted(this.answer(batch, outcomes));
+    return this.counted(this.answer(admitted, outcomes));
   }
 
   private counted(answer: IngestAnswer): IngestAnswer {
@@ -106,7 +143,7 @@ export class Ingestor {
     return answer;
   }
 
-  private answer(batch: NormalizedBatch, outcomes: ReadonlyArray<RecordOutcome | null>): IngestAnswer {
+  private answer(batch: Admitted, outcomes: ReadonlyArray<RecordOutcome | null>): IngestAnswer {
     const rejected = [...batch.rejected];
     const sinkResults: Partial<Record<SinkName, SinkResult>> = {};
     const poisoned = new Set<number>();
@@ -114,7 +151,7 @@ export class Ingestor {
       const name = (this.workers[i] as SinkWorker).sink.name;
       const outcome = outcomes[i] ?? null;
       if (outcome === null) {
-        sinkResults[name] = { written: 0, duplicates: 0, errors: 0, queued: batch.events.length };
+        sinkResults[name] = { written: 0, duplicates: 0, errors: 0, queued: batch.accepted };
         continue;
       }
       sinkResults[name] = { written: outcome.written, duplicates: outcome.duplicates, errors: outcome.poison.length };
@@ -128,8 +165,8 @@ export class Ingestor {
     const answer: IngestAnswer = {
       status: 'success',
       received: batch.received,
-      sanitized: batch.events.length,
-      written: batch.events.length - poisoned.size,
+      sanitized: batch.accepted,
+      written: batch.accepted - poisoned.size,
       errors: rejected.length,
       sink_results: sinkResults,
     };
@@ -139,7 +176,7 @@ export class Ingestor {
 }
 
 /** Events keep message order, skipping the messages rejected during normalization. */
-function messageIndexOf(batch: NormalizedBatch, eventPosition: number): number {
+function messageIndexOf(batch: Admitted, eventPosition: number): number {
   let index = eventPosition;
   for (const r of batch.rejected) {
     if (r.index <= index) index++;
