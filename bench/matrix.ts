@@ -14,10 +14,13 @@
  *   the server gets LOKI_ENABLED=true and LOKI_URL pointing at it.
  * - TimescaleDB vs plain: the server makes `events` a hypertable whenever the extension is
  *   available; without it in pg_available_extensions the row says so.
- * - dedup on/off: dedup is always on. Ids are deterministic and the unique index on `id` with
- *   ON CONFLICT DO NOTHING is what makes a resend (after a lost answer, a crash, a replay of the
- *   spool) harmless: an "off" switch would trade the delivery promise for speed, so the matrix
- *   does not offer one; the no-index COPY ceiling shows what the indexes cost.
+ * - dedup on/off: dedup is always on. Ids are deterministic and the unique index on (id, time)
+ *   is what makes a resend (after a lost answer, a crash, a replay of the spool) harmless: an
+ *   "off" switch would trade the delivery promise for speed, so the matrix does not offer one.
+ *   New rows cost what a plain COPY costs (the writer redoes a batch with ON CONFLICT DO NOTHING
+ *   only when it meets a stored row); the no-index COPY ceiling shows what the indexes cost.
+ * - the ingest path alone: the base run also drives the same load against a server whose sink
+ *   stores nothing (bench/ingest-path-server.ts), for its CPU per message.
  *
  * Options: --duration S (5), --warmup S (1), --full, --json, --database-url URL, --env K=V (to every run).
  */
@@ -37,6 +40,8 @@ interface Case {
   readonly loki: boolean;
   readonly rate?: number;
   readonly ceiling?: boolean;
+  /** Also run the ingest path alone (the base run only). */
+  readonly ingestPath?: boolean;
 }
 
 interface Row { readonly c: Case; readonly r: BenchReport | null; readonly error: string | null }
@@ -70,19 +75,20 @@ async function main(): Promise<number> {
     await db.end();
   }
 
-  const base: Case = { name: 'base', gzip: true, batch: 100, connections: 32, loki: false, ceiling: true };
+  const base: Case = { name: 'base', gzip: true, batch: 100, connections: 32, loki: false, ceiling: true, ingestPath: true };
+  const variant: Case = { ...base, ceiling: false, ingestPath: false };
   const cases: Case[] = [
     base,
-    { ...base, name: 'no gzip', gzip: false, ceiling: false },
-    { ...base, name: 'batch 10', batch: 10, ceiling: false },
-    { ...base, name: 'batch 1000', batch: 1000, ceiling: false },
-    { ...base, name: 'conn 8', connections: 8, ceiling: false },
-    { ...base, name: 'conn 128', connections: 128, ceiling: false },
-    { ...base, name: 'Loki on', loki: true, ceiling: false },
+    { ...variant, name: 'no gzip', gzip: false },
+    { ...variant, name: 'batch 10', batch: 10 },
+    { ...variant, name: 'batch 1000', batch: 1000 },
+    { ...variant, name: 'conn 8', connections: 8 },
+    { ...variant, name: 'conn 128', connections: 128 },
+    { ...variant, name: 'Loki on', loki: true },
   ];
   if (values.full === true) {
     for (const gzip of [true, false]) for (const batch of [10, 100, 1000]) for (const connections of [8, 32, 128]) {
-      cases.push({ name: `${gzip ? 'gzip' : 'plain'} b${batch} c${connections}`, gzip, batch, connections, loki: false, ceiling: false });
+      cases.push({ ...variant, name: `${gzip ? 'gzip' : 'plain'} b${batch} c${connections}`, gzip, batch, connections });
     }
   }
 
@@ -94,7 +100,7 @@ async function main(): Promise<number> {
     const max = rows[0]?.r?.load.messagesPerSecond ?? 0;
     if (max > 0) {
       const half = Math.max(100, Math.round(max / 2 / 100) * 100);
-      rows.push(await runCase({ ...base, name: `open loop ${half}/s`, rate: half, ceiling: false }, duration, warmup, databaseUrl, extraEnv, loki.url));
+      rows.push(await runCase({ ...variant, name: `open loop ${half}/s`, rate: half }, duration, warmup, databaseUrl, extraEnv, loki.url));
     }
   } finally {
     await loki.close();
@@ -104,7 +110,7 @@ async function main(): Promise<number> {
   if (values.json === true) {
     process.stdout.write(`${JSON.stringify({ timescale, ceiling, runs: rows.map((x) => ({ case: x.c, error: x.error, report: x.r })) }, null, 2)}\n`);
   } else {
-    process.stdout.write(`\n${formatTable(rows, ceiling?.indexedRowsPerSecond ?? null, ceiling?.noIndexRowsPerSecond ?? null, timescale, duration, warmup)}\n`);
+    process.stdout.write(`\n${formatTable(rows, ceiling?.indexedRowsPerSecond ?? null, ceiling?.noIndexRowsPerSecond ?? null, timescale, duration, warmup, rows[0]?.r?.ingestPath ?? null)}\n`);
   }
   return rows.some((x) => x.r === null || x.r.integrity.missing > 0 || x.r.integrity.duplicates > 0) ? 1 : 0;
 }
@@ -119,6 +125,7 @@ function runCase(c: Case, duration: number, warmup: number, databaseUrl: string,
   ];
   if (c.rate !== undefined) args.push('--rate', String(c.rate));
   if (c.ceiling !== true) args.push('--no-ceiling');
+  if (c.ingestPath !== true) args.push('--no-ingest-path');
   if (c.loki) args.push('--env', 'LOKI_ENABLED=true', '--env', `LOKI_URL=${lokiUrl}`);
   for (const e of extraEnv) args.push('--env', e);
   progress(`[matrix] ${c.name}: ${args.slice(1).join(' ')}`);
@@ -138,7 +145,10 @@ function runCase(c: Case, duration: number, warmup: number, databaseUrl: string,
   });
 }
 
-function formatTable(rows: readonly Row[], copyIndexed: number | null, copyNoIndex: number | null, timescale: boolean, duration: number, warmup: number): string {
+function formatTable(
+  rows: readonly Row[], copyIndexed: number | null, copyNoIndex: number | null, timescale: boolean, duration: number, warmup: number,
+  ingestPath: BenchReport['ingestPath'],
+): string {
   const int = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : Math.round(n).toLocaleString('en-US'));
   const fix = (n: number | null | undefined, d = 1): string => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(d));
   const head = ['case', 'gzip', 'batch', 'conn', 'Loki', 'msg/s', 'p50 ms', 'p99 ms', '503', 'e2e rows/s', '÷COPY', 'RSS MiB', 'µs/msg', 'dup/miss'];
@@ -162,8 +172,10 @@ function formatTable(rows: readonly Row[], copyIndexed: number | null, copyNoInd
     ...(warned.length > 0 ? ['', 'warnings:', ...warned] : []),
     '',
     `COPY ceiling (same table and indexes, measured in the base run): ${int(copyIndexed)} rows/s; without indexes ${int(copyNoIndex)} rows/s`,
+    `ingest path alone (base load, a sink that stores nothing: HTTP + inflate + parse + normalize + spool): ${ingestPath === null ? 'n/a'
+      : `${fix(ingestPath.cpuMicrosPerMessage)} µs/msg at ${int(ingestPath.messagesPerSecond)} msg/s, p99 ${fix(ingestPath.p99Ms)} ms, RSS ${fix(ingestPath.rssPeakMiB)} MiB`}`,
     `TimescaleDB: ${timescale ? 'the timescaledb extension is available: every run used a hypertable (plain PostgreSQL not measured)' : 'n/a: no timescaledb extension (every run is plain PostgreSQL)'}`,
-    'dedup: always on (unique id index + ON CONFLICT DO NOTHING is the idempotency promise; no off switch)',
+    'dedup: always on (unique (id, time) index; new rows by plain COPY, a batch meeting a stored row redone with ON CONFLICT DO NOTHING)',
     'msg/s: accepted (2xx) in the measured window; e2e: rows landed ÷ (first send → last row landed);',
     'µs/msg: server process CPU (all threads) ÷ accepted messages; open loop: latency from each batch\'s due time.',
   ].join('\n');

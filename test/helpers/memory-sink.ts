@@ -1,6 +1,7 @@
 import { MothershipError } from '../../src/lib/errors.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
-import type { SendOutcome, Sink, SinkHealth, SinkName } from '../../src/sinks/sink.js';
+import { copyText } from '../../src/pipeline/copy-text.js';
+import type { CopyRows, SendOutcome, Sink, SinkHealth, SinkName } from '../../src/sinks/sink.js';
 
 /**
  * A sink that stores events in memory, keyed like the real table on (id, time), with switches
@@ -13,13 +14,20 @@ export class MemorySink implements Sink {
   poison: RegExp | null = null;
   /** Each send waits this long first (a slow database). */
   delayMs = 0;
+  /** Sends that came with the records' COPY rows (each checked to encode exactly the events sent). */
+  sendsWithRows = 0;
 
   constructor(readonly name: SinkName = 'tsdb') {}
 
   async start(): Promise<void> {}
 
-  async send(events: readonly IngestEvent[]): Promise<SendOutcome> {
+  async send(events: readonly IngestEvent[], _signal?: AbortSignal, rows?: CopyRows): Promise<SendOutcome> {
     this.sends++;
+    if (rows !== undefined) {
+      // The contract a COPY-writing sink relies on: the rows are these events, in this order.
+      if (Buffer.concat(rows).toString('utf8') !== copyText(events)) throw new Error('memory sink: the rows given are not the events sent');
+      this.sendsWithRows++;
+    }
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.down) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'memory sink is down') };
     const poison = this.poison;

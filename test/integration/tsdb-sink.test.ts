@@ -4,6 +4,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import type { PgConnection, TsdbConfig } from '../../src/config/config.js';
 import { isMothershipError } from '../../src/lib/errors.js';
+import { copyText } from '../../src/pipeline/copy-text.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
 import type { SendOutcome } from '../../src/sinks/sink.js';
 import { detectTimescale } from '../../src/sinks/tsdb/migrations.js';
@@ -219,9 +220,17 @@ for (const target of targets) {
       // Duplicates came last time: the next write skips the plain COPY; finding none, the one after takes it again.
       assertDelivered(await sink.send(events(2, (i) => ({ timeMs: T0 + 60 + i })), signal()), 2, 0);
       assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 1, skipDuplicates: 2 });
-      assertDelivered(await sink.send(events(BIG, (i) => ({ timeMs: T0 + 5_000 + i })), signal()), BIG, 0);
+      const big = events(BIG, (i) => ({ timeMs: T0 + 5_000 + i }));
+      assertDelivered(await sink.send(big, signal()), BIG, 0);
       assert.deepEqual(sink.writePaths(), { copy: 2, conflicts: 1, skipDuplicates: 2 });
-      assert.equal(await count(schema), 3 + 2 + 2 + BIG);
+      // With the spool's own rows (two records' worth), half of them stored already: COPY, conflict, COPY-staging.
+      const more = events(BIG, (i) => ({ timeMs: T0 + 9_000 + i }));
+      const rows = [Buffer.from(copyText(big.slice(BIG / 2))), Buffer.from(copyText(more))];
+      assertDelivered(await sink.send([...big.slice(BIG / 2), ...more], signal(), rows), BIG, BIG / 2);
+      assert.deepEqual(sink.writePaths(), { copy: 2, conflicts: 2, skipDuplicates: 3 });
+      assert.equal(await count(schema), 3 + 2 + 2 + 2 * BIG);
+      const stored = await db.query<{ message: string | null; data: unknown }>(`SELECT message, data FROM ${schema}.events WHERE id = $1`, [more[7]!.id]);
+      assert.deepEqual(stored.rows, [{ message: null, data: more[7]!.data }]);
     });
 
     it('counts repeats inside one batch as duplicates', async () => {

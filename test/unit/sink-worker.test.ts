@@ -113,6 +113,8 @@ describe('SinkWorker', () => {
     assert.deepEqual(outcome.poison.map((p) => p.position), [3]);
     await until(() => r.spool.ackedSeq('tsdb') === next);
     assert.equal(r.deadLetters.count('tsdb'), 1);
+    // The records' own rows go with whole sends only; the halves of the bisection are re-encoded by the sink.
+    assert.ok(r.sink.sendsWithRows >= 2 && r.sink.sendsWithRows < r.sink.sends, `${r.sink.sendsWithRows} of ${r.sink.sends} sends with rows`);
     const listed = await r.deadLetters.list('tsdb', 0, 10);
     assert.equal(listed.items[0]?.event.id, events[3]?.id);
     assert.equal(listed.items[0]?.code, 'sink_rejected');
@@ -172,6 +174,8 @@ describe('SinkWorker', () => {
     await until(() => r.spool.ackedSeq('tsdb') === 12);
     assert.equal(r.sink.stored.size, 24);
     assert.ok(r.sink.sends <= 6, `expected coalesced sends, got ${r.sink.sends}`);
+    // Merged sends carry the rows of every record merged, in order (MemorySink checks them).
+    assert.equal(r.sink.sendsWithRows, r.sink.sends);
     const before = r.sink.sends;
     const started = Date.now();
     const seq = await r.spool.append(makeEvents(500, 1));
