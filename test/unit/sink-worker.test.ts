@@ -3,6 +3,8 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { DeadLetterStore } from '../../src/deadletter/store.js';
 import { SinkWorker, type WorkerOptions } from '../../src/delivery/sink-worker.js';
+import { CursorStore } from '../../src/spool/cursor-store.js';
+import { SegmentLog } from '../../src/spool/segment-log.js';
 import { Spool } from '../../src/spool/spool.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { makeEvent, makeEvents, tempDir } from '../helpers/events.js';
@@ -154,6 +156,28 @@ describe('SinkWorker', () => {
     assert.equal(second.sink.stored.size, 10);
     await second.worker.drainAndStop(1000);
     await second.spool.close();
+  });
+
+  test('records an earlier release left in the spool (JSON payloads) are delivered after an upgrade', async () => {
+    const t = await tempDir('worker-test-');
+    cleanups.push(t.remove);
+    const dir = path.join(t.dir, 'spool');
+    const logger = silentLogger();
+    const { log } = await SegmentLog.open({ dir, segmentBytes: 1024 * 1024, fsync: false, logger, minNextSeq: 1 });
+    const old = makeEvents(0, 3);
+    const v1 = (events: typeof old): Buffer => Buffer.from(JSON.stringify([1, events.map((e) => [e.id, e.timeMs, e.timeNanos, e.receivedAtMs, e.source, e.type, e.service, e.host, e.severity, e.message, e.data])]));
+    await log.append([{ targets: 1, eventCount: 3, payload: v1(old) }]);
+    await log.close();
+    await new CursorStore(dir, logger).write('tsdb', 0);
+
+    const r = await rig({ coalesce: { maxEvents: 100, maxWaitMs: 0 } }, t.dir);
+    await r.spool.append(makeEvents(10, 2));
+    r.worker.start();
+    await until(() => r.spool.ackedSeq('tsdb') === 2);
+    assert.deepEqual([...r.sink.stored.values()].map((e) => e.id).sort(), [...old, ...makeEvents(10, 2)].map((e) => e.id).sort());
+    assert.equal(r.sink.stored.get(`${old[1]!.id}@${old[1]!.timeMs}.${old[1]!.timeNanos}`)?.message, old[1]!.message);
+    // The old record holds no COPY rows, so a send that includes it comes without rows.
+    assert.ok(r.sink.sendsWithRows < r.sink.sends);
   });
 
   test('drainAndStop delivers what is spooled before returning', async () => {
