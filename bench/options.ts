@@ -46,7 +46,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --keep                keep the bench schemas and the server's data folder
   --json                print the report as JSON on stdout (progress goes to stderr)
   --copy-batch N        rows per COPY in the ceiling                [BENCH_COPY_BATCH, 10000]
-  --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 20000]
+  --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 50000]
   --rate N              open loop: offer N msg/s on a fixed schedule, latency counted from
                         each batch's due time (default: closed loop)    [BENCH_RATE]
   --no-ceiling          skip the COPY ceiling measurement
@@ -124,7 +124,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     keep: values.keep === true,
     json: values.json === true,
     copyBatch: Math.floor(req(num(values['copy-batch'], 'COPY_BATCH', 10_000, 1, 1_000_000))),
-    pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 20_000, 100, 10_000_000)),
+    pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 50_000, 100, 10_000_000)),
     rate: num(values.rate, 'RATE', null, 1, 10_000_000),
     ceiling: values['no-ceiling'] !== true,
     ingestPath: values['no-ingest-path'] !== true && url === null,
