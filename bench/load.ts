@@ -23,6 +23,12 @@ export interface LoadTarget {
    * its wait (no coordinated omission).
    */
   readonly rate?: number | null;
+  /**
+   * Share of answered batches sent once more, right after their 2xx (a node whose answer was
+   * lost on the link): the server must store nothing new and answer them as duplicates. They are
+   * counted apart (`resent`), never in `okMessages`. Picked by batch index, deterministically.
+   */
+  readonly resend?: number;
 }
 
 /** Counts for one phase (warm-up + measured = all). */
@@ -56,6 +62,8 @@ export interface LoadResult {
   /** Latencies (ms) of requests completed in the measured window, sorted ascending. */
   readonly latenciesMs: Float64Array;
   readonly answers: AnswerTotals;
+  /** The resends (see LoadTarget.resend): requests, 2xx, and the duplicates their answers reported. */
+  readonly resent: { requests: number; ok: number; duplicates: number; written: number };
   /** Batch indices whose request did not get a 2xx (their messages are not "accepted"). */
   readonly failedBatches: number[];
   /** A few distinct non-2xx answers / errors, for the report. */
@@ -101,6 +109,8 @@ export async function runLoad(
   const answers: AnswerTotals = { received: 0, written: 0, errors: 0, tsdbWritten: 0, tsdbDuplicates: 0, tsdbErrors: 0, unparsable: 0 };
   const latencies: number[] = [];
   const failedBatches: number[] = [];
+  const resent = { requests: 0, ok: 0, duplicates: 0, written: 0 };
+  const resendShare = target.resend ?? 0;
   const samples = new Set<string>();
   const firstSendAt = performance.now();
   const warmEnd = firstSendAt + target.warmupMs;
@@ -147,6 +157,22 @@ export async function runLoad(
       if (ok && reply !== null) {
         secondOk += target.batchSize;
         addAnswer(answers, reply.body);
+        // Golden-ratio spacing spreads the resent batches evenly over the indexes.
+        if (resendShare > 0 && (batch.index * 0.6180339887) % 1 < resendShare) {
+          const t2 = performance.now();
+          resent.requests++;
+          const again = await post(batch.body).catch(() => null);
+          const t3 = performance.now();
+          if (t3 >= warmEnd && t3 <= endAt) latencies.push(t3 - t2);
+          lastDoneAt = Math.max(lastDoneAt, t3);
+          if (again !== null && again.status >= 200 && again.status < 300) {
+            resent.ok++;
+            const totals: AnswerTotals = { received: 0, written: 0, errors: 0, tsdbWritten: 0, tsdbDuplicates: 0, tsdbErrors: 0, unparsable: 0 };
+            addAnswer(totals, again.body);
+            resent.duplicates += totals.tsdbDuplicates;
+            resent.written += totals.tsdbWritten;
+          }
+        }
         continue;
       }
       failedBatches.push(batch.index);
@@ -167,7 +193,7 @@ export async function runLoad(
   return {
     firstSendAt, lastDoneAt,
     measuredSeconds: Math.max(0, measuredEnd - warmEnd) / 1000,
-    measured, all, latenciesMs: sorted, answers, failedBatches, samples: [...samples], aborted: signal.aborted,
+    measured, all, latenciesMs: sorted, answers, resent, failedBatches, samples: [...samples], aborted: signal.aborted,
   };
 }
 

@@ -19,6 +19,8 @@
  *   "off" switch would trade the delivery promise for speed, so the matrix does not offer one.
  *   New rows cost what a plain COPY costs (the writer redoes a batch with ON CONFLICT DO NOTHING
  *   only when it meets a stored row); the no-index COPY ceiling shows what the indexes cost.
+ * - resend 20%: a fifth of the answered batches is sent again at once (a node whose answer was
+ *   lost); those must add no row and be answered as duplicates. msg/s counts first sends only.
  * - the ingest path alone: the base run also drives the same load against a server whose sink
  *   stores nothing (bench/ingest-path-server.ts), for its CPU per message.
  *
@@ -39,6 +41,8 @@ interface Case {
   readonly connections: number;
   readonly loki: boolean;
   readonly rate?: number;
+  /** Share of answered batches sent again (lost answers): the duplicate path. */
+  readonly resend?: number;
   readonly ceiling?: boolean;
   /** Also run the ingest path alone (the base run only). */
   readonly ingestPath?: boolean;
@@ -85,6 +89,7 @@ async function main(): Promise<number> {
     { ...variant, name: 'conn 8', connections: 8 },
     { ...variant, name: 'conn 128', connections: 128 },
     { ...variant, name: 'Loki on', loki: true },
+    { ...variant, name: 'resend 20%', resend: 0.2 },
   ];
   if (values.full === true) {
     for (const gzip of [true, false]) for (const batch of [10, 100, 1000]) for (const connections of [8, 32, 128]) {
@@ -124,6 +129,7 @@ function runCase(c: Case, duration: number, warmup: number, databaseUrl: string,
     '--pregen-rate', String(Math.max(40_000, c.batch * 60)),
   ];
   if (c.rate !== undefined) args.push('--rate', String(c.rate));
+  if (c.resend !== undefined) args.push('--resend', String(c.resend));
   if (c.ceiling !== true) args.push('--no-ceiling');
   if (c.ingestPath !== true) args.push('--no-ingest-path');
   if (c.loki) args.push('--env', 'LOKI_ENABLED=true', '--env', `LOKI_URL=${lokiUrl}`);

@@ -25,6 +25,8 @@ export interface BenchOptions {
   readonly pregenRate: number;
   /** Open loop at this many messages/s (see load.ts); null: closed loop. */
   readonly rate: number | null;
+  /** Share of answered batches sent again at once (a lost answer); 0: none. */
+  readonly resend: number;
   /** Skip the COPY ceiling (the matrix measures it once). */
   readonly ceiling: boolean;
   /** Also measure the ingest path alone (a child server whose sink stores nothing); child mode only. */
@@ -49,6 +51,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 50000]
   --rate N              open loop: offer N msg/s on a fixed schedule, latency counted from
                         each batch's due time (default: closed loop)    [BENCH_RATE]
+  --resend R            send this share (0..1) of answered batches again at once, as a node
+                        whose answer was lost would: they must add no row  [BENCH_RESEND, 0]
   --no-ceiling          skip the COPY ceiling measurement
   --no-ingest-path      skip the ingest-path run (the same load against a server whose sink
                         stores nothing: CPU of HTTP + inflate + parse + normalize + spool)`;
@@ -75,6 +79,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       'copy-batch': { type: 'string' },
       'pregen-rate': { type: 'string' },
       rate: { type: 'string' },
+      resend: { type: 'string' },
       'no-ceiling': { type: 'boolean' },
       'no-ingest-path': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -126,6 +131,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     copyBatch: Math.floor(req(num(values['copy-batch'], 'COPY_BATCH', 10_000, 1, 1_000_000))),
     pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 50_000, 100, 10_000_000)),
     rate: num(values.rate, 'RATE', null, 1, 10_000_000),
+    resend: req(num(values.resend, 'RESEND', 0, 0, 1)),
     ceiling: values['no-ceiling'] !== true,
     ingestPath: values['no-ingest-path'] !== true && url === null,
   });

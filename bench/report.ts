@@ -18,6 +18,7 @@ export interface BenchReport {
     readonly measured: Readonly<Record<string, number>>;
     readonly all: Readonly<Record<string, number>>;
     readonly answers: Readonly<Record<string, number>>;
+    readonly resent: Readonly<Record<string, number>>;
     readonly errorSamples: readonly string[];
   };
   readonly landing: {
@@ -66,6 +67,9 @@ export function formatReport(r: BenchReport): string {
     ['latency ms', `p50 ${fix(l.latencyMs.p50)}   p90 ${fix(l.latencyMs.p90)}   p99 ${fix(l.latencyMs.p99)}   max ${fix(l.latencyMs.max)}`],
     ['non-2xx', `503: ${int(r.load.all['unavailable'] ?? 0)}   other: ${int(r.load.all['otherStatus'] ?? 0)}   network: ${int(r.load.all['networkErrors'] ?? 0)}   (whole run)`],
     ['answers said', `received ${int(l.answers['received'] ?? 0)}  written ${int(l.answers['written'] ?? 0)}  errors ${int(l.answers['errors'] ?? 0)}  tsdb dup ${int(l.answers['tsdbDuplicates'] ?? 0)}  tsdb errors ${int(l.answers['tsdbErrors'] ?? 0)}`],
+    ...((l.resent['requests'] ?? 0) > 0
+      ? [['resent', `${int(l.resent['requests'] ?? 0)} batches sent again (${int(l.resent['ok'] ?? 0)} answered 2xx): ${int(l.resent['duplicates'] ?? 0)} duplicates, ${int(l.resent['written'] ?? 0)} written`] as [string, string]]
+      : []),
     ['landed', `${int(r.landing.landed)} of ${int(r.landing.accepted)} accepted rows, last after ${fix(r.landing.secondsFromFirstSend, 2)} s (${fix(r.landing.waitedAfterLoadSeconds, 2)} s after the load)`],
     ['end-to-end', `${int(r.landing.rowsPerSecond)} rows/s   (landed ÷ first send → last row landed, warm-up included)`],
     ['integrity', `${int(r.integrity.rows)} rows, ${int(r.integrity.distinct)} distinct, ${int(r.integrity.duplicates)} duplicated, ${int(r.integrity.missing)} missing, ${int(r.integrity.fromFailedBatches)} from non-2xx batches`],

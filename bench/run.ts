@@ -82,7 +82,7 @@ async function main(): Promise<number> {
     try {
       load = await runLoad(
         { host, port, gzip: opts.gzip, token: opts.token, batchSize: opts.batch, connections: opts.connections,
-          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate },
+          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate, resend: opts.resend },
         pool, AbortSignal.any([abort.signal, serverGone.signal]),
         (s, ok, all) => {
           if (child !== null && child.exitCode() !== null) serverGone.abort();
@@ -160,7 +160,7 @@ async function measureIngestPath(
     try {
       load = await runLoad(
         { host: '127.0.0.1', port: server.port, gzip: opts.gzip, token: opts.token, batchSize: opts.batch, connections: opts.connections,
-          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate },
+          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate, resend: opts.resend },
         pool, signal, (s, ok) => progress(`  ${String(s).padStart(4)} s  ${ok.toLocaleString('en-US').padStart(9)} msg/s`),
       );
     } finally {
@@ -214,6 +214,7 @@ function shownOptions(opts: BenchOptions, schema: string): Record<string, unknow
     'copy-batch': opts.copyBatch,
     'pregen-rate': opts.pregenRate,
     rate: opts.rate ?? '(closed loop)',
+    resend: opts.resend,
     node: process.version,
     cores: os.availableParallelism(),
   };
@@ -249,6 +250,10 @@ function buildReport(p: Parts): BenchReport {
   if (a.unparsable > 0 || a.errors > 0 || a.received !== p.accepted) {
     warnings.push(`the 2xx answers do not add up: received ${a.received} of ${p.accepted} sent, errors ${a.errors}, unparsable ${a.unparsable}`);
   }
+  const r = load.resent;
+  if (r.written > 0 || r.duplicates !== r.ok * opts.batch) {
+    warnings.push(`resends: ${r.ok} answered, reported ${r.duplicates} duplicates and ${r.written} written (expected ${r.ok * opts.batch} and 0)`);
+  }
   if (a.tsdbDuplicates > 0) warnings.push(`the server answered ${a.tsdbDuplicates} tsdb duplicates, yet every message was sent once (id collisions?)`);
   if (p.pool.stats.toppedUp > 0) warnings.push(`the payload generator ran during the load (${p.pool.stats.toppedUp} batches): raise --pregen-rate for clean figures`);
   if (logLines !== null && logLines > 0) warnings.push(`the server logged ${logLines} lines at warn or above`);
@@ -269,7 +274,7 @@ function buildReport(p: Parts): BenchReport {
       messagesPerSecond: load.measuredSeconds > 0 ? load.measured.okMessages / load.measuredSeconds : 0,
       requestsPerSecond: load.measuredSeconds > 0 ? load.measured.requests / load.measuredSeconds : 0,
       latencyMs: { p50: quantile(load.latenciesMs, 0.5), p90: quantile(load.latenciesMs, 0.9), p99: quantile(load.latenciesMs, 0.99), max: quantile(load.latenciesMs, 1) },
-      measured: { ...load.measured }, all: { ...load.all }, answers: { ...load.answers }, errorSamples: load.samples,
+      measured: { ...load.measured }, all: { ...load.all }, answers: { ...load.answers }, resent: { ...load.resent }, errorSamples: load.samples,
     },
     landing: {
       accepted: p.accepted, landed: landing.landed, complete: landing.complete,

@@ -314,11 +314,12 @@ export class SinkWorker {
   }
 
   /**
-   * Splits a unit's outcome over its records. Exact when the unit is one record, or when it was
-   * all new or all duplicates (the usual cases); when a unit mixes resent and new events, its
-   * duplicates are attributed to its earliest records.
+   * Splits a unit's outcome over its records. Exact when the unit is one record, when the sink
+   * said which events were duplicates (the tsdb sink does), or when the unit was all new or all
+   * duplicates; otherwise a unit mixing resent and new events has its duplicates attributed to
+   * its earliest records.
    */
-  private finishUnit(unit: Unit, outcome: RecordOutcome): void {
+  private finishUnit(unit: Unit, outcome: RecordOutcome & { readonly duplicatePositions?: readonly number[] | null }): void {
     const metrics = this.options.metrics;
     if (metrics !== undefined) {
       metrics.sinkEventsCounted(this.sink.name, 'written', outcome.written);
@@ -329,6 +330,7 @@ export class SinkWorker {
       this.finish(unit.records[0] as SpoolRecord, { written: outcome.written, duplicates: outcome.duplicates, poison: outcome.poison });
       return;
     }
+    const positions = outcome.duplicatePositions ?? null;
     let duplicatesLeft = outcome.duplicates;
     for (let i = 0; i < unit.records.length; i++) {
       const record = unit.records[i] as SpoolRecord;
@@ -336,7 +338,9 @@ export class SinkWorker {
       const count = this.wanted(record);
       const poison = outcome.poison.filter((p) => p.position >= start && p.position < start + count).map((p) => ({ position: p.position - start, error: p.error }));
       const stored = count - poison.length;
-      const duplicates = Math.min(stored, duplicatesLeft);
+      const duplicates = positions === null
+        ? Math.min(stored, duplicatesLeft)
+        : positions.filter((p) => p >= start && p < start + count).length;
       duplicatesLeft -= duplicates;
       this.finish(record, { written: stored - duplicates, duplicates, poison });
     }

@@ -15,6 +15,8 @@ export type DeliveryResult =
       readonly duplicates: number;
       /** Events the sink refused for good; everything else is stored. */
       readonly poison: readonly PoisonEvent[];
+      /** Positions of the duplicates, when every send that found some said which; else null. */
+      readonly duplicatePositions: readonly number[] | null;
     }
   | { readonly kind: 'retryable'; readonly error: MothershipError; readonly retryAfterMs?: number };
 
@@ -28,6 +30,7 @@ export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[
   const poison: PoisonEvent[] = [];
   let written = 0;
   let duplicates = 0;
+  let duplicatePositions: number[] | null = [];
   const pending: Array<{ start: number; end: number }> = [{ start: 0, end: events.length }];
   while (pending.length > 0) {
     const range = pending.pop() as { start: number; end: number };
@@ -39,6 +42,11 @@ export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[
     if (outcome.kind === 'delivered') {
       written += outcome.written;
       duplicates += outcome.duplicates;
+      if (outcome.duplicatePositions === undefined || outcome.duplicatePositions.length !== outcome.duplicates) {
+        if (outcome.duplicates > 0) duplicatePositions = null;
+      } else {
+        for (const p of outcome.duplicatePositions) duplicatePositions?.push(range.start + p);
+      }
       for (const r of outcome.rejected ?? []) poison.push({ position: range.start + r.position, error: r.error });
       continue;
     }
@@ -51,5 +59,6 @@ export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[
     pending.push({ start: mid, end: range.end }, { start: range.start, end: mid });
   }
   poison.sort((a, b) => a.position - b.position);
-  return { kind: 'delivered', written, duplicates, poison };
+  duplicatePositions?.sort((a, b) => a - b);
+  return { kind: 'delivered', written, duplicates, poison, duplicatePositions };
 }

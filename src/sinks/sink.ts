@@ -18,6 +18,11 @@ export type SendOutcome =
       readonly duplicates: number;
       /** A partial success: these events (positions in the batch sent) were refused for good, all others stored. */
       readonly rejected?: ReadonlyArray<{ readonly position: number; readonly error: MothershipError }>;
+      /**
+       * Which events were the duplicates (positions in the batch sent, `duplicates` of them), when
+       * the sink knows: a send that merges several batches then answers each of them exactly.
+       */
+      readonly duplicatePositions?: readonly number[];
     }
   | { readonly kind: 'retryable'; readonly error: MothershipError; readonly retryAfterMs?: number }
   | { readonly kind: 'rejected'; readonly error: MothershipError };

@@ -35,14 +35,18 @@ export class MemorySink implements Sink {
       return { kind: 'rejected', error: new MothershipError('sink_rejected', 'memory sink refuses poison') };
     }
     let written = 0;
-    for (const e of events) {
+    const duplicatePositions: number[] = [];
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i] as IngestEvent;
       const key = `${e.id}@${e.timeMs}.${e.timeNanos}`;
-      if (!this.stored.has(key)) {
+      if (this.stored.has(key)) {
+        duplicatePositions.push(i);
+      } else {
         this.stored.set(key, e);
         written++;
       }
     }
-    return { kind: 'delivered', written, duplicates: events.length - written };
+    return { kind: 'delivered', written, duplicates: events.length - written, duplicatePositions };
   }
 
   async healthcheck(): Promise<SinkHealth> {

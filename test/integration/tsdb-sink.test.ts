@@ -33,9 +33,13 @@ function events(n: number, make: (i: number) => Partial<IngestEvent> = () => ({}
 
 const signal = (): AbortSignal => new AbortController().signal;
 
-function assertDelivered(outcome: SendOutcome, written: number, duplicates: number): void {
+function assertDelivered(outcome: SendOutcome, written: number, duplicates: number, duplicatePositions?: readonly number[]): void {
   assert.equal(outcome.kind, 'delivered', outcome.kind === 'delivered' ? '' : outcome.error.message);
-  assert.deepEqual(outcome, { kind: 'delivered', written, duplicates });
+  assert.ok(outcome.kind === 'delivered');
+  assert.deepEqual({ written: outcome.written, duplicates: outcome.duplicates }, { written, duplicates });
+  // The sink always says which events were the duplicates.
+  assert.equal(outcome.duplicatePositions?.length, duplicates);
+  if (duplicatePositions !== undefined) assert.deepEqual(outcome.duplicatePositions, duplicatePositions);
 }
 
 function assertRetryable(outcome: SendOutcome, code: 'sink_unavailable' | 'sink_timeout'): string {
@@ -215,7 +219,7 @@ for (const target of targets) {
       assertDelivered(await sink.send(first, signal()), 3, 0);
       assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 0, skipDuplicates: 0 });
       // One resent row among new ones: the plain COPY fails as a whole and nothing of it stays.
-      assertDelivered(await sink.send([event({ timeMs: T0 + 50 }), first[1]!, event({ timeMs: T0 + 51 })], signal()), 2, 1);
+      assertDelivered(await sink.send([event({ timeMs: T0 + 50 }), first[1]!, event({ timeMs: T0 + 51 })], signal()), 2, 1, [1]);
       assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 1, skipDuplicates: 1 });
       // Duplicates came last time: the next write skips the plain COPY; finding none, the one after takes it again.
       assertDelivered(await sink.send(events(2, (i) => ({ timeMs: T0 + 60 + i })), signal()), 2, 0);
@@ -223,10 +227,12 @@ for (const target of targets) {
       const big = events(BIG, (i) => ({ timeMs: T0 + 5_000 + i }));
       assertDelivered(await sink.send(big, signal()), BIG, 0);
       assert.deepEqual(sink.writePaths(), { copy: 2, conflicts: 1, skipDuplicates: 2 });
-      // With the spool's own rows (two records' worth), half of them stored already: COPY, conflict, COPY-staging.
+      // With the spool's own rows (three records' worth, the middle one resent): COPY, conflict, COPY-staging.
       const more = events(BIG, (i) => ({ timeMs: T0 + 9_000 + i }));
-      const rows = [Buffer.from(copyText(big.slice(BIG / 2))), Buffer.from(copyText(more))];
-      assertDelivered(await sink.send([...big.slice(BIG / 2), ...more], signal(), rows), BIG, BIG / 2);
+      const rows = [Buffer.from(copyText(big.slice(BIG / 2)))];
+      assertDelivered(await sink.send([...more.slice(0, 10), ...big.slice(BIG / 2), ...more.slice(10)], signal(), [
+        Buffer.from(copyText(more.slice(0, 10))), rows[0]!, Buffer.from(copyText(more.slice(10))),
+      ]), BIG, BIG / 2, Array.from({ length: BIG / 2 }, (_, i) => 10 + i));
       assert.deepEqual(sink.writePaths(), { copy: 2, conflicts: 2, skipDuplicates: 3 });
       assert.equal(await count(schema), 3 + 2 + 2 + 2 * BIG);
       const stored = await db.query<{ message: string | null; data: unknown }>(`SELECT message, data FROM ${schema}.events WHERE id = $1`, [more[7]!.id]);
@@ -236,7 +242,7 @@ for (const target of targets) {
     it('counts repeats inside one batch as duplicates', async () => {
       const { sink, schema } = await started();
       const [a, b] = events(2);
-      assertDelivered(await sink.send([a!, b!, a!, a!], signal()), 2, 2);
+      assertDelivered(await sink.send([a!, b!, a!, a!], signal()), 2, 2, [2, 3]);
       const half = events(BIG / 2, (i) => ({ timeMs: T0 + 1_000 + i }));
       assertDelivered(await sink.send([...half, ...half], signal()), BIG / 2, BIG / 2);
       // Same id at another time is another row: idempotency is on (id, time).

@@ -158,6 +158,26 @@ describe('SinkWorker', () => {
     await second.spool.close();
   });
 
+  test('a merged send answers each batch exactly: a resent batch gets its duplicates, the new ones beside it none', async () => {
+    const r = await rig({ coalesce: { maxEvents: 100, maxWaitMs: 0 }, window: 1 });
+    const first = makeEvents(0, 5);
+    r.worker.start();
+    assert.deepEqual(await r.worker.waitFor(await r.spool.append(first), 5000), { written: 5, duplicates: 0, poison: [] });
+    r.sink.delayMs = 50;
+    // Held up behind this send, the next three records go out as one: new, resent, new.
+    const blocker = await r.spool.append(makeEvents(100, 1));
+    await until(() => r.sink.sends === 2);
+    const seqs = [await r.spool.append(makeEvents(10, 4)), await r.spool.append(first), await r.spool.append(makeEvents(20, 3))];
+    const outcomes = await Promise.all(seqs.map((seq) => r.worker.waitFor(seq, 5000)));
+    assert.equal(r.sink.sends, 3, 'the three records were merged into one send');
+    assert.deepEqual(outcomes, [
+      { written: 4, duplicates: 0, poison: [] },
+      { written: 0, duplicates: 5, poison: [] },
+      { written: 3, duplicates: 0, poison: [] },
+    ]);
+    assert.ok((await r.worker.waitFor(blocker, 5000)) !== null);
+  });
+
   test('records an earlier release left in the spool (JSON payloads) are delivered after an upgrade', async () => {
     const t = await tempDir('worker-test-');
     cleanups.push(t.remove);

@@ -135,8 +135,8 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
       if (stopping !== null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is shutting down') };
       if (writer === null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is not started') };
       try {
-        const { inserted, duplicates } = await writer.write(events, signal, rows);
-        return { kind: 'delivered', written: inserted, duplicates };
+        const { inserted, duplicates, duplicatePositions } = await writer.write(events, signal, rows);
+        return { kind: 'delivered', written: inserted, duplicates, duplicatePositions };
       } catch (err) {
         return classifyTsdbError(err, { target, timeoutMs: config.writeTimeoutMs });
       }

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { IngestEvent } from '../../pipeline/event.js';
 import { COPY_COLUMNS, copyText } from '../../pipeline/copy-text.js';
 import { formatPgTimestamp } from '../../pipeline/time.js';
@@ -14,6 +14,8 @@ export interface WriteResult {
   readonly inserted: number;
   /** Events already stored (a retried batch) or repeated inside this batch. */
   readonly duplicates: number;
+  /** Their positions in the batch, ascending (a repeat inside the batch: the later occurrences). */
+  readonly duplicatePositions: readonly number[];
 }
 
 /** How many writes took each path since start (metrics: mothership_tsdb_writes_total). */
@@ -102,26 +104,26 @@ export class TsdbWriter {
    * driver/server error otherwise; the sink classifies them.
    */
   async write(events: readonly IngestEvent[], signal?: AbortSignal, rows?: CopyRows): Promise<WriteResult> {
-    if (events.length === 0) return { inserted: 0, duplicates: 0 };
+    if (events.length === 0) return { inserted: 0, duplicates: 0, duplicatePositions: [] };
     const limits = { deadline: this.now() + this.options.timeoutMs, signal, now: this.now };
-    const inserted = await withClient(this.pool, limits, async (client, remaining) => {
+    return withClient(this.pool, limits, async (client, remaining): Promise<WriteResult> => {
       if (!this.expectDuplicates) {
         try {
-          const n = await this.writePlainCopy(client, events, rows);
+          await this.writePlainCopy(client, events, rows);
           this.paths.copy++;
-          return n;
+          return { inserted: events.length, duplicates: 0, duplicatePositions: [] };
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
           this.paths.conflicts++;
           this.expectDuplicates = true;
         }
       }
-      const n = events.length >= this.copyThreshold ? await this.writeCopy(client, events, remaining, rows) : await this.writeUnnest(client, events);
+      const insertedIds = events.length >= this.copyThreshold ? await this.writeCopy(client, events, remaining, rows) : await this.writeUnnest(client, events);
       this.paths.skipDuplicates++;
-      this.expectDuplicates = this.options.optimistic === false || n < events.length;
-      return n;
+      this.expectDuplicates = this.options.optimistic === false || insertedIds.length < events.length;
+      const duplicatePositions = positionsNotIn(events, insertedIds);
+      return { inserted: events.length - duplicatePositions.length, duplicates: duplicatePositions.length, duplicatePositions };
     });
-    return { inserted, duplicates: events.length - inserted };
   }
 
   /**
@@ -129,52 +131,41 @@ export class TsdbWriter {
    * `statement_timeout`; our own timer still ends it at the deadline. Fails as a whole, with
    * SQLSTATE 23505, if any row is already stored: when it succeeds, every row is new.
    */
-  private async writePlainCopy(client: pg.PoolClient, events: readonly IngestEvent[], rows: CopyRows | undefined): Promise<number> {
+  private async writePlainCopy(client: pg.PoolClient, events: readonly IngestEvent[], rows: CopyRows | undefined): Promise<void> {
     await pipeline(copySource(events, rows), client.query(copyFrom(`COPY ${this.events} (${COLUMNS}) FROM STDIN`)));
-    return events.length;
   }
 
   /**
-   * One round trip: `BEGIN; SET LOCAL statement_timeout; COPY staging FROM STDIN; INSERT … SELECT
-   * FROM staging ON CONFLICT DO NOTHING; COMMIT` as one simple query. The server runs the
-   * statements in order, switching to COPY-in mode for the data we stream; the INSERT's row
-   * count arrives as its CommandComplete tag ("INSERT 0 n"), which we read as it passes.
+   * `BEGIN; SET LOCAL statement_timeout; COPY staging FROM STDIN` (the rows streamed), then
+   * `INSERT … SELECT FROM staging ON CONFLICT DO NOTHING RETURNING id`, then `COMMIT`: three
+   * round trips, on the conflict path only. Returns the ids of the rows inserted.
    */
-  private async writeCopy(client: pg.PoolClient, events: readonly IngestEvent[], remaining: () => number, rows: CopyRows | undefined): Promise<number> {
+  private async writeCopy(client: pg.PoolClient, events: readonly IngestEvent[], remaining: () => number, rows: CopyRows | undefined): Promise<string[]> {
     const create = this.staged.has(client)
       ? ''
       : `CREATE TEMP TABLE IF NOT EXISTS ${this.staging} (LIKE ${this.events}) ON COMMIT DELETE ROWS;`;
-    const stream = copyFrom(
-      `BEGIN; ${create} SET LOCAL statement_timeout = ${serverTimeout(remaining())};
-       COPY ${this.staging} (${COLUMNS}) FROM STDIN;
-       INSERT INTO ${this.events} (${COLUMNS}) SELECT ${COLUMNS} FROM ${this.staging} ON CONFLICT DO NOTHING;
-       COMMIT`,
-    ) as CountingCopy;
-    let inserted: number | null = null;
-    const onCommandComplete = stream.handleCommandComplete.bind(stream);
-    stream.handleCommandComplete = (msg) => {
-      const match = /^INSERT \d+ (\d+)$/.exec(msg?.text ?? '');
-      if (match !== null) inserted = Number(match[1]);
-      onCommandComplete(msg);
-    };
     try {
-      await pipeline(copySource(events, rows), client.query(stream));
+      const copy = copyFrom(`BEGIN; ${create} SET LOCAL statement_timeout = ${serverTimeout(remaining())}; COPY ${this.staging} (${COLUMNS}) FROM STDIN`);
+      await pipeline(copySource(events, rows), client.query(copy));
+      const result = await client.query<{ id: string }>(
+        `INSERT INTO ${this.events} (${COLUMNS}) SELECT ${COLUMNS} FROM ${this.staging} ON CONFLICT DO NOTHING RETURNING id`,
+      );
+      await client.query('COMMIT');
+      this.staged.add(client);
+      return result.rows.map((r) => r.id);
     } catch (err) {
       // The staging table may be gone (rolled back with its creating transaction, DISCARD TEMP,
       // a transaction-mode pooler): the next attempt on this connection creates it again.
       this.staged.delete(client);
       throw err;
     }
-    this.staged.add(client);
-    if (inserted === null) throw new Error('tsdb: no row count in the reply to INSERT');
-    return inserted;
   }
 
   /**
    * One autocommit statement. Its server-side limit is the pool's `statement_timeout` (set to
    * the write timeout when the connection opens); our own timer still ends it at the deadline.
    */
-  private async writeUnnest(client: pg.PoolClient, events: readonly IngestEvent[]): Promise<number> {
+  private async writeUnnest(client: pg.PoolClient, events: readonly IngestEvent[]): Promise<string[]> {
     const n = events.length;
     const time = new Array<string>(n);
     const receivedAt = new Array<string>(n);
@@ -199,15 +190,33 @@ export class TsdbWriter {
       data[i] = e.dataJson;
       id[i] = e.id;
     }
-    const result = await client.query(
+    const result = await client.query<{ id: string }>(
       `INSERT INTO ${this.events} (${COLUMNS})
        SELECT * FROM unnest($1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                             $7::text[], $8::text[], $9::jsonb[], $10::uuid[])
-       ON CONFLICT DO NOTHING`,
+       ON CONFLICT DO NOTHING RETURNING id`,
       [time, receivedAt, source, type, service, host, severity, message, data, id],
     );
-    return result.rowCount ?? 0;
+    return result.rows.map((r) => r.id);
   }
+}
+
+/**
+ * Positions of the events not among `insertedIds` (each inserted id taken once, by its first
+ * occurrence). An id with two times in one batch is two rows; matching by id alone then may
+ * swap which of the two is called the duplicate, never how many there are.
+ */
+function positionsNotIn(events: readonly IngestEvent[], insertedIds: readonly string[]): number[] {
+  const inserted = new Map<string, number>();
+  for (const id of insertedIds) inserted.set(id, (inserted.get(id) ?? 0) + 1);
+  const positions: number[] = [];
+  for (let i = 0; i < events.length; i++) {
+    const id = (events[i] as IngestEvent).id;
+    const left = inserted.get(id) ?? 0;
+    if (left > 0) inserted.set(id, left - 1);
+    else positions.push(i);
+  }
+  return positions;
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -223,8 +232,6 @@ function serverTimeout(remainingMs: number): number {
   return Math.max(1, Math.floor(remainingMs - Math.min(100, remainingMs / 4)));
 }
 
-/** pg calls `handleCommandComplete` on the active query (its Submittable protocol) for each statement. */
-type CountingCopy = CopyStreamQuery & { handleCommandComplete(msg: { text?: string } | undefined): void };
 
 /** The COPY payload of `events`, in chunks of `ROWS_PER_CHUNK` rows. */
 export function* copyChunks(events: readonly IngestEvent[]): Generator<string> {
