@@ -1,7 +1,9 @@
 /**
  * Write throughput of the tsdb sink's bulk paths against a real PostgreSQL:
- *   copy-staging  COPY into a temp table, then INSERT … SELECT … ON CONFLICT DO NOTHING (the sink's path)
- *   unnest        INSERT … SELECT FROM unnest($1::timestamptz[], …) ON CONFLICT DO NOTHING
+ *   copy-staging  COPY into a temp table, then INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING id
+ *                 (the sink's conflict path for large batches)
+ *   unnest        INSERT … SELECT FROM unnest($1::timestamptz[], …) ON CONFLICT DO NOTHING RETURNING id
+ *                 (the sink's conflict path for small batches)
  *   raw-copy      COPY straight into the table, no conflict handling: the ceiling
  *   sink-default  what the sink does with new rows: a plain COPY (a conflict-safe path only when a
  *                 row is already stored, which never happens here)

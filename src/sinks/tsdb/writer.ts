@@ -62,15 +62,15 @@ const ROWS_PER_CHUNK = 512;
 const UNIQUE_VIOLATION = '23505';
 
 /**
- * Bulk, idempotent writes of events: one statement (one round trip, one commit) per batch, and
- * a retried batch adds nothing.
+ * Bulk, idempotent writes of events: one transaction per batch, and a retried batch adds nothing.
  *
  * Almost every batch is new, so the first try is a plain `COPY` into the events table: the
  * cheapest way PostgreSQL has to take rows (bench/tsdb-write.ts: 1.3–1.6× the conflict-safe
  * paths from 10 rows up, equal at 1). COPY cannot skip rows, so when one is already stored
  * (a node resent a batch, the spool replays after a crash) the unique index refuses it and the
  * whole COPY rolls back; the batch is then written again on a conflict-safe path, where rows
- * whose (id, time) is stored are skipped (`ON CONFLICT DO NOTHING`) and counted as duplicates:
+ * whose (id, time) is stored are skipped (`ON CONFLICT DO NOTHING RETURNING id`, so the caller
+ * learns which events were the duplicates, not only how many):
  * `INSERT … SELECT FROM unnest(…)` for small batches, `COPY` into a per-connection temp staging
  * table then `INSERT … SELECT` for large ones (see DEFAULT_COPY_THRESHOLD). Duplicates come in
  * runs (a replayed backlog), so after a conflict the writer keeps to the conflict-safe path
