@@ -10,8 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parseEnvelope } from '../src/pipeline/envelope.js';
 import { normalizeBatch } from '../src/pipeline/normalize.js';
-import { copyText as rowsOf } from '../src/pipeline/copy-text.js';
-import { COLUMNS } from '../src/sinks/tsdb/writer.js';
+import { COPY_COLUMNS, copyText as rowsOf } from '../src/pipeline/copy-text.js';
 import { ident, type Db } from './db.js';
 import { batchEnvelope, type RunSpec, type Samples } from './payloads.js';
 
@@ -43,7 +42,7 @@ async function copyRows(
     const batches = Math.min(batchesPerCopy, Math.ceil((rows - done) / run.batchSize));
     const text = copyText(samples, run, index, batches, receivedAtMs);
     const t0 = performance.now();
-    await pipeline(Readable.from([text]), db.query(copyFrom(`COPY ${table} (${COLUMNS}) FROM STDIN`)));
+    await pipeline(Readable.from([text]), db.query(copyFrom(`COPY ${table} (${COPY_COLUMNS}) FROM STDIN`)));
     copyMs += performance.now() - t0;
     done += batches * run.batchSize;
   }

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { BatchPool } from './batch-pool.js';
 import { copyCeiling, type Ceiling } from './ceiling.js';
 import { connect, countRows, dropSchema, verify, waitForLanding, type Db } from './db.js';
-import { quantile, runLoad, type LoadResult } from './load.js';
+import { quantile, runLoad, type LoadResult, type LoadTarget } from './load.js';
 import { parseOptions, redactUrl, USAGE, type BenchOptions } from './options.js';
 import { loadSamples, type RunSpec } from './payloads.js';
 import { formatOptions, formatReport, type BenchReport } from './report.js';
@@ -64,10 +64,7 @@ async function main(): Promise<number> {
     }
 
     const run: RunSpec = { id: benchSchema, samplesDir, baseMicros: (Date.now() - 3_600_000) * 1000, batchSize: opts.batch, gzip: opts.gzip };
-    const maxBatches = opts.messages === null ? Number.MAX_SAFE_INTEGER : Math.ceil(opts.messages / opts.batch);
-    const initial = Math.ceil((opts.pregenRate * (opts.duration + opts.warmup)) / opts.batch);
-    progress(`pre-generating up to ${initial.toLocaleString('en-US')} batches…`);
-    const pool = await BatchPool.create(run, initial, maxBatches, Math.max(4 * opts.connections, Math.ceil(initial / 10)));
+    const pool = await payloadPool(opts, run);
 
     const baseline = await countRows(db, schema);
     const rssStart = rss?.lastKiB ?? null;
@@ -81,8 +78,7 @@ async function main(): Promise<number> {
     let load: LoadResult;
     try {
       load = await runLoad(
-        { host, port, gzip: opts.gzip, token: opts.token, batchSize: opts.batch, connections: opts.connections,
-          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate, resend: opts.resend },
+        loadTarget(opts, host, port),
         pool, AbortSignal.any([abort.signal, serverGone.signal]),
         (s, ok, all) => {
           if (child !== null && child.exitCode() !== null) serverGone.abort();
@@ -138,6 +134,21 @@ async function main(): Promise<number> {
   }
 }
 
+/** Batches pre-generated for the whole run at --pregen-rate (topped up in a worker if it runs short). */
+async function payloadPool(opts: BenchOptions, run: RunSpec): Promise<BatchPool> {
+  const maxBatches = opts.messages === null ? Number.MAX_SAFE_INTEGER : Math.ceil(opts.messages / opts.batch);
+  const initial = Math.ceil((opts.pregenRate * (opts.duration + opts.warmup)) / opts.batch);
+  progress(`pre-generating up to ${Math.min(initial, maxBatches).toLocaleString('en-US')} batches…`);
+  return BatchPool.create(run, initial, maxBatches, Math.max(4 * opts.connections, Math.ceil(initial / 10)));
+}
+
+function loadTarget(opts: BenchOptions, host: string, port: number): LoadTarget {
+  return {
+    host, port, gzip: opts.gzip, token: opts.token, batchSize: opts.batch, connections: opts.connections,
+    warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate, resend: opts.resend,
+  };
+}
+
 /**
  * The same load (fresh messages) against bench/ingest-path-server.ts: the server's app with a
  * sink that stores nothing. Its CPU per message is the ingest path's cost alone; it never
@@ -152,15 +163,12 @@ async function measureIngestPath(
   const server = await startServer({ repoRoot, databaseUrl: opts.databaseUrl, schema, workDir, extraEnv: opts.env, entry: 'dist/bench/ingest-path-server.js' });
   const rss = new RssWatch(server.pid);
   try {
-    const maxBatches = opts.messages === null ? Number.MAX_SAFE_INTEGER : Math.ceil(opts.messages / opts.batch);
-    const initial = Math.ceil((opts.pregenRate * (opts.duration + opts.warmup)) / opts.batch);
-    const pool = await BatchPool.create(run, initial, maxBatches, Math.max(4 * opts.connections, Math.ceil(initial / 10)));
+    const pool = await payloadPool(opts, run);
     let load: LoadResult;
     const cpu0 = cpuSeconds(server.pid);
     try {
       load = await runLoad(
-        { host: '127.0.0.1', port: server.port, gzip: opts.gzip, token: opts.token, batchSize: opts.batch, connections: opts.connections,
-          warmupMs: opts.warmup * 1000, durationMs: opts.duration * 1000, rate: opts.rate, resend: opts.resend },
+        loadTarget(opts, '127.0.0.1', server.port),
         pool, signal, (s, ok) => progress(`  ${String(s).padStart(4)} s  ${ok.toLocaleString('en-US').padStart(9)} msg/s`),
       );
     } finally {

@@ -21,7 +21,8 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { IngestEvent } from '../src/pipeline/event.js';
 import { migrate, quoteIdent } from '../src/sinks/tsdb/migrations.js';
-import { COLUMNS, TsdbWriter, copyChunks } from '../src/sinks/tsdb/writer.js';
+import { COPY_COLUMNS } from '../src/pipeline/copy-text.js';
+import { TsdbWriter, copyChunks } from '../src/sinks/tsdb/writer.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 
 const URL_ = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -69,7 +70,7 @@ function makeEvents(count: number): IngestEvent[] {
 async function rawCopy(pool: pg.Pool, schema: string, batch: readonly IngestEvent[]): Promise<void> {
   const client = await pool.connect();
   try {
-    await pipeline(Readable.from(copyChunks(batch)), client.query(copyFrom(`COPY ${quoteIdent(schema)}.events (${COLUMNS}) FROM STDIN`)));
+    await pipeline(Readable.from(copyChunks(batch)), client.query(copyFrom(`COPY ${quoteIdent(schema)}.events (${COPY_COLUMNS}) FROM STDIN`)));
   } finally {
     client.release();
   }

@@ -21,7 +21,7 @@ import { createTsdbSink } from './sinks/tsdb/sink.js';
 import type { WritePathCounts } from './sinks/tsdb/writer.js';
 import { Spool } from './spool/spool.js';
 import type { Logger } from './telemetry/logger.js';
-import { Metrics, type MetricsSource } from './telemetry/metrics.js';
+import { Metrics } from './telemetry/metrics.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -114,17 +114,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }
 }
 
-function tsdbWritePathsSource(setups: readonly SinkSetup[]): Pick<MetricsSource, 'tsdbWritePaths'> {
-  const writePaths = setups.find((s) => s.writePaths !== undefined)?.writePaths;
-  if (writePaths === undefined) return {};
-  return {
-    tsdbWritePaths: () => {
-      const p = writePaths();
-      return { copy: p.copy, conflicts: p.conflicts, skip_duplicates: p.skipDuplicates };
-    },
-  };
-}
-
 /** The app around a given set of sinks (tests pass in-memory ones). Takes ownership of `cleanups`. */
 export async function assembleApp(config: Config, deps: AppDeps, setups: readonly SinkSetup[], cleanups: Cleanup[] = []): Promise<App> {
   const { logger } = deps;
@@ -146,10 +135,11 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
   const deadLetters = await DeadLetterStore.open(config.delivery.deadLetterDir, config.delivery.deadLetterMaxBytes, names, logger);
   const inflight = new InflightBudget(config.server.maxInflightBytes);
   const workerList: SinkWorker[] = [];
+  const writePaths = setups.find((s) => s.writePaths !== undefined)?.writePaths;
   const metrics = new Metrics({
     spoolBytes: () => spool.totalBytes,
     inflightBytes: () => inflight.bytes,
-    ...tsdbWritePathsSource(setups),
+    ...(writePaths === undefined ? {} : { tsdbWritePaths: writePaths }),
     sinks: () =>
       workerList.map((w) => {
         const backlog = spool.backlogOf(w.sink.name);

@@ -107,7 +107,7 @@ export class Ingestor {
       node: request.node ?? null,
     });
     this.options.metrics?.messagesCounted('received', batch.received);
-    const summary: Admitted = {
+    return {
       received: batch.received,
       accepted: batch.events.length,
       rejected: batch.rejected,
@@ -115,7 +115,6 @@ export class Ingestor {
       receivedAtMs: request.receivedAtMs,
       seq: batch.events.length === 0 ? null : this.spool.append(batch.events),
     };
-    return summary;
   }
 
   private async settle(admitted: Admitted): Promise<IngestAnswer> {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SinkName } from '../sinks/sink.js';
+import type { WritePathCounts } from '../sinks/tsdb/writer.js';
 
 /** Most distinct node ids tracked by the per-node series; the rest share the `_other` series. */
 export const MAX_TRACKED_NODES = 1000;
@@ -21,11 +22,11 @@ export interface MetricsSource {
   }>;
   inflightBytes(): number;
   /** PostgreSQL writes per path since start; absent when the tsdb sink is off. */
-  tsdbWritePaths?: () => Readonly<Record<TsdbWritePath, number>>;
+  tsdbWritePaths?: () => Readonly<WritePathCounts>;
 }
 
-/** copy: plain COPY, all new; conflicts: a plain COPY met a stored row; skip_duplicates: a write that skipped stored rows. */
-export type TsdbWritePath = 'copy' | 'conflicts' | 'skip_duplicates';
+/** The `path` label of each write-path count. */
+const WRITE_PATH_LABELS: Readonly<Record<keyof WritePathCounts, string>> = { copy: 'copy', conflicts: 'conflicts', skipDuplicates: 'skip_duplicates' };
 
 const CIRCUIT_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 
@@ -114,7 +115,7 @@ export class Metrics {
     });
     const tsdbWritePaths = source.tsdbWritePaths;
     if (tsdbWritePaths !== undefined) {
-      const counted: Record<TsdbWritePath, number> = { copy: 0, conflicts: 0, skip_duplicates: 0 };
+      const counted: WritePathCounts = { copy: 0, conflicts: 0, skipDuplicates: 0 };
       new Counter({
         name: 'mothership_tsdb_writes_total',
         help: 'PostgreSQL writes by path: copy (plain COPY, every row new), conflicts (a plain COPY met a stored row and was redone), skip_duplicates (written skipping stored rows).',
@@ -123,9 +124,9 @@ export class Metrics {
         collect() {
           // The writer keeps plain counts (no prom-client on the write path); catch up here.
           const now = tsdbWritePaths();
-          for (const path of ['copy', 'conflicts', 'skip_duplicates'] as const) {
-            this.inc({ path }, Math.max(0, now[path] - counted[path]));
-            counted[path] = now[path];
+          for (const key of Object.keys(WRITE_PATH_LABELS) as Array<keyof WritePathCounts>) {
+            this.inc({ path: WRITE_PATH_LABELS[key] }, Math.max(0, now[key] - counted[key]));
+            counted[key] = now[key];
           }
         },
       });

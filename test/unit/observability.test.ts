@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { App } from '../../src/app.js';
-import { MAX_TRACKED_NODES, OTHER_NODE } from '../../src/telemetry/metrics.js';
+import { MAX_TRACKED_NODES, Metrics, OTHER_NODE } from '../../src/telemetry/metrics.js';
 import { appFixture } from '../helpers/app.js';
 import { MemorySink } from '../helpers/memory-sink.js';
 import { envelope } from '../helpers/samples.js';
@@ -64,4 +64,20 @@ test('/livez and /readyz', async () => {
   const ready = await app.http.inject({ method: 'GET', url: '/readyz' });
   assert.equal(ready.statusCode, 200);
   assert.equal(ready.json().status, 'ready');
+});
+
+test('mothership_tsdb_writes_total follows the tsdb writer\'s path counts, one series per path', async () => {
+  const paths = { copy: 0, conflicts: 0, skipDuplicates: 0 };
+  const metrics = new Metrics({ spoolBytes: () => 0, sinks: () => [], inflightBytes: () => 0, tsdbWritePaths: () => paths }, { defaultMetrics: false });
+  paths.copy = 7;
+  paths.conflicts = 1;
+  paths.skipDuplicates = 2;
+  let text = await metrics.registry.metrics();
+  assert.equal(sample(text, 'mothership_tsdb_writes_total{path="copy"}'), 7);
+  assert.equal(sample(text, 'mothership_tsdb_writes_total{path="conflicts"}'), 1);
+  assert.equal(sample(text, 'mothership_tsdb_writes_total{path="skip_duplicates"}'), 2);
+  paths.copy = 9;
+  text = await metrics.registry.metrics();
+  assert.equal(sample(text, 'mothership_tsdb_writes_total{path="copy"}'), 9);
+  assert.equal(sample(text, 'mothership_tsdb_writes_total{path="skip_duplicates"}'), 2);
 });

@@ -52,9 +52,6 @@ export interface WriterOptions {
  */
 export const DEFAULT_COPY_THRESHOLD = 250;
 
-/** Column order shared by the table, the staging table and the COPY rows. */
-export const COLUMNS = COPY_COLUMNS;
-
 /** COPY rows per chunk handed to the socket: big enough to amortize, small enough to stream. */
 const ROWS_PER_CHUNK = 512;
 
@@ -132,7 +129,7 @@ export class TsdbWriter {
    * SQLSTATE 23505, if any row is already stored: when it succeeds, every row is new.
    */
   private async writePlainCopy(client: pg.PoolClient, events: readonly IngestEvent[], rows: CopyRows | undefined): Promise<void> {
-    await pipeline(copySource(events, rows), client.query(copyFrom(`COPY ${this.events} (${COLUMNS}) FROM STDIN`)));
+    await pipeline(copySource(events, rows), client.query(copyFrom(`COPY ${this.events} (${COPY_COLUMNS}) FROM STDIN`)));
   }
 
   /**
@@ -145,10 +142,10 @@ export class TsdbWriter {
       ? ''
       : `CREATE TEMP TABLE IF NOT EXISTS ${this.staging} (LIKE ${this.events}) ON COMMIT DELETE ROWS;`;
     try {
-      const copy = copyFrom(`BEGIN; ${create} SET LOCAL statement_timeout = ${serverTimeout(remaining())}; COPY ${this.staging} (${COLUMNS}) FROM STDIN`);
+      const copy = copyFrom(`BEGIN; ${create} SET LOCAL statement_timeout = ${serverTimeout(remaining())}; COPY ${this.staging} (${COPY_COLUMNS}) FROM STDIN`);
       await pipeline(copySource(events, rows), client.query(copy));
       const result = await client.query<{ id: string }>(
-        `INSERT INTO ${this.events} (${COLUMNS}) SELECT ${COLUMNS} FROM ${this.staging} ON CONFLICT DO NOTHING RETURNING id`,
+        `INSERT INTO ${this.events} (${COPY_COLUMNS}) SELECT ${COPY_COLUMNS} FROM ${this.staging} ON CONFLICT DO NOTHING RETURNING id`,
       );
       await client.query('COMMIT');
       this.staged.add(client);
@@ -191,7 +188,7 @@ export class TsdbWriter {
       id[i] = e.id;
     }
     const result = await client.query<{ id: string }>(
-      `INSERT INTO ${this.events} (${COLUMNS})
+      `INSERT INTO ${this.events} (${COPY_COLUMNS})
        SELECT * FROM unnest($1::timestamptz[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                             $7::text[], $8::text[], $9::jsonb[], $10::uuid[])
        ON CONFLICT DO NOTHING RETURNING id`,
