@@ -60,8 +60,7 @@ const CACHED_RECORD_WEIGHT = 3.5;
 
 /**
  * The durable hand-off between ingestion and delivery. `append` resolves only once the record
- * is written (and fdatasync'd, with fsync on); concurrent appends share one write and one
- * fdatasync (group commit). Each sink reads from its own cursor and acknowledges in order;
+ * is written (on disk, with fsync on); concurrent appends share one write (group commit). Each sink reads from its own cursor and acknowledges in order;
  * segments go once every sink has passed them. Disk use is capped by `maxBytes`.
  */
 export class Spool {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { appendFile, open, readdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { appendFile, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { MothershipError } from '../../src/lib/errors.js';
@@ -44,6 +45,18 @@ async function readAll(spool: Spool, sink: SinkName, count: number): Promise<Arr
   }
   await reader.close();
   return out;
+}
+
+/** The open flags of this process's descriptor on `file` (Linux /proc). */
+async function openFlagsOf(file: string): Promise<number> {
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target !== file) continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+    const flags = /^flags:\s*([0-7]+)$/m.exec(info)?.[1];
+    if (flags !== undefined) return Number.parseInt(flags, 8);
+  }
+  throw new Error(`${file} is not open in this process`);
 }
 
 describe('Spool', () => {
@@ -169,6 +182,22 @@ describe('Spool', () => {
     again.ack('loki', last, 0, 0);
     await again.close();
     assert.equal(await count(), 0, 'every segment both sinks passed is gone');
+  });
+
+  test('with fsync on, appends go to a segment opened O_DSYNC (each write durable when it returns); with it off, not', async (t) => {
+    if (process.platform !== 'linux') {
+      t.skip('reads the open flags from /proc/self/fdinfo');
+      return;
+    }
+    for (const fsync of [true, false]) {
+      const dir = await newDir();
+      const spool = await openSpool(dir, { fsync });
+      await spool.append(makeEvents(0, 3));
+      const flags = await openFlagsOf(path.join(dir, (await readdir(dir)).find((n) => n.endsWith('.seg')) ?? ''));
+      assert.equal((flags & constants.O_DSYNC) !== 0, fsync, `fsync ${fsync}: flags 0${flags.toString(8)}`);
+      assert.ok((flags & constants.O_APPEND) !== 0);
+      await spool.close();
+    }
   });
 
   test('records can target one sink only', async () => {
