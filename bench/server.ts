@@ -6,7 +6,6 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import { freePort } from '../src/lib/free-port.js';
-import { NODE_FLAGS } from '../src/lib/node-flags.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -54,8 +53,7 @@ export async function startServer(spec: ServerSpec): Promise<ChildServer> {
   const log = fs.openSync(logPath, 'a');
   // Own process group: a Ctrl-C at the terminal reaches only the bench, which then measures
   // what landed and stops the server itself.
-  // With the flags `npm start` and the image use: the bench measures the server as it is run.
-  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(spec.repoRoot, spec.entry ?? 'dist/src/main.js')], {
+  const child = spawn(process.execPath, [path.join(spec.repoRoot, spec.entry ?? 'dist/src/main.js')], {
     cwd: spec.repoRoot, env, stdio: ['ignore', log, log], detached: true,
   });
   fs.closeSync(log);

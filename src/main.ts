@@ -11,7 +11,6 @@ import { loadConfig } from './config/load.js';
 import { describeConfig } from './config/describe.js';
 import { VERSION } from './lib/version.js';
 import { isMothershipError } from './lib/errors.js';
-import { NODE_FLAGS } from './lib/node-flags.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 
 const DEV_CHILD_FLAG = 'MOTHERSHIP_DEV_CHILD';
@@ -89,9 +88,7 @@ function runWithAutoReload(): void {
   const tsx = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
   const args = existsSync(source) && existsSync(tsx) ? [tsx, 'watch', '--clear-screen=false', source] : ['--watch', entry];
   process.stderr.write(`mothership: DEV_MODE=true, auto-reload via ${args.includes('watch') ? 'tsx watch' : 'node --watch'}\n`);
-  // NODE_OPTIONS, not arguments: tsx watch starts the server in a process of its own.
-  const nodeOptions = [process.env['NODE_OPTIONS'] ?? '', ...NODE_FLAGS].join(' ').trim();
-  const child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: nodeOptions, [DEV_CHILD_FLAG]: '1' } });
+  const child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...process.env, [DEV_CHILD_FLAG]: '1' } });
   const forward = (signal: NodeJS.Signals): void => {
     child.kill(signal);
   };

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env node
 /**
  * `mothership`: the operator's command line.
  *   mothership serve                      run the server (same as `npm start`)
