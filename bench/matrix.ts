@@ -126,7 +126,7 @@ function runCase(c: Case, duration: number, warmup: number, databaseUrl: string,
     '--duration', String(duration), '--warmup', String(warmup),
     '--batch', String(c.batch), '--connections', String(c.connections), c.gzip ? '--gzip' : '--no-gzip',
     // Enough pre-generated batches for the fastest runs, so the generator stays out of the figures.
-    '--pregen-rate', String(Math.max(40_000, c.batch * 60)),
+    '--pregen-rate', String(Math.max(100_000, c.batch * 100)),
   ];
   if (c.rate !== undefined) args.push('--rate', String(c.rate));
   if (c.resend !== undefined) args.push('--resend', String(c.resend));

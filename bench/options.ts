@@ -48,7 +48,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --keep                keep the bench schemas and the server's data folder
   --json                print the report as JSON on stdout (progress goes to stderr)
   --copy-batch N        rows per COPY in the ceiling                [BENCH_COPY_BATCH, 10000]
-  --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 50000]
+  --pregen-rate N       msg/s the pre-generated pool is sized for   [BENCH_PREGEN_RATE, 100000]
   --rate N              open loop: offer N msg/s on a fixed schedule, latency counted from
                         each batch's due time (default: closed loop)    [BENCH_RATE]
   --resend R            send this share (0..1) of answered batches again at once, as a node
@@ -129,7 +129,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     keep: values.keep === true,
     json: values.json === true,
     copyBatch: Math.floor(req(num(values['copy-batch'], 'COPY_BATCH', 10_000, 1, 1_000_000))),
-    pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 50_000, 100, 10_000_000)),
+    pregenRate: req(num(values['pregen-rate'], 'PREGEN_RATE', 100_000, 100, 10_000_000)),
     rate: num(values.rate, 'RATE', null, 1, 10_000_000),
     resend: req(num(values.resend, 'RESEND', 0, 0, 1)),
     ceiling: values['no-ceiling'] !== true,
