@@ -60,8 +60,9 @@ const CACHED_RECORD_WEIGHT = 3.5;
 
 /**
  * The durable hand-off between ingestion and delivery. `append` resolves only once the record
- * is written (on disk, with fsync on); concurrent appends share one write (group commit). Each sink reads from its own cursor and acknowledges in order;
- * segments go once every sink has passed them. Disk use is capped by `maxBytes`.
+ * is written (on disk, with fsync on); concurrent appends share one write (group commit). Each
+ * sink reads from its own cursor and acknowledges in order; segments go once every sink has
+ * passed them. Disk use is capped by `maxBytes`.
  */
 export class Spool {
   /** Seq of the last record that is durable and readable. */
