@@ -3,7 +3,7 @@ import type { IngestEvent } from '../pipeline/event.js';
 import type { SinkName } from '../sinks/sink.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CursorStore } from './cursor-store.js';
-import { MAX_EVENTS_PER_RECORD } from './frame.js';
+import { FRAME_HEADER_BYTES, MAX_EVENTS_PER_RECORD } from './frame.js';
 import { encodeEvents, recordCopyText } from './record-codec.js';
 import { SegmentLog, type RecoveryReport, type Segment } from './segment-log.js';
 import { SpoolReader } from './spool-reader.js';
@@ -43,7 +43,11 @@ interface PendingAppend {
   readonly targets: number;
   readonly eventCount: number;
   readonly payload: Buffer;
-  readonly events: readonly IngestEvent[];
+  /**
+   * The events, kept only when the cache has room for the record (its weight is reserved at
+   * append): a burst that outruns the disk then queues payload bytes, not decoded objects.
+   */
+  readonly events: readonly IngestEvent[] | null;
   readonly resolve: (seq: number) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -57,6 +61,11 @@ const CURSOR_PERSIST_MS = 200;
  * outage that fills the cache holds about SPOOL_MEMORY_BYTES of heap, not 3.5× that.
  */
 const CACHED_RECORD_WEIGHT = 3.5;
+
+/** What a cached record of `frameLength` bytes on disk is taken to hold in memory. */
+function cacheWeight(frameLength: number): number {
+  return frameLength * CACHED_RECORD_WEIGHT;
+}
 
 /**
  * The durable hand-off between ingestion and delivery. `append` resolves only once the record
@@ -162,8 +171,11 @@ export class Spool {
         }),
       );
     }
+    const weight = cacheWeight(FRAME_HEADER_BYTES + payload.length);
+    const cached = this.cacheBytes + weight <= this.options.memoryBytes;
+    if (cached) this.cacheBytes += weight;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ targets, eventCount: events.length, payload, events, resolve, reject });
+      this.queue.push({ targets, eventCount: events.length, payload, events: cached ? events : null, resolve, reject });
       this.queuedBytes += payload.length;
       this.flushing ??= this.flush();
     });
@@ -257,6 +269,7 @@ export class Spool {
           this.options.logger.error({ err: { message: (err as Error).message } }, 'spool write failed');
           for (const p of batch) {
             this.queuedBytes -= p.payload.length;
+            this.returnCacheRoom(p);
             p.reject(new MothershipError('storage_unavailable', `The spool could not write the batch: ${(err as Error).message}`, { cause: err, retryAfterSeconds: 5 }));
           }
           continue;
@@ -264,7 +277,11 @@ export class Spool {
         for (let i = 0; i < batch.length; i++) {
           const p = batch[i] as PendingAppend;
           const a = appended[i];
-          if (a === undefined) continue;
+          if (a === undefined) {
+            // Not written (cannot happen: the log answers every record or throws).
+            this.returnCacheRoom(p);
+            continue;
+          }
           this.queuedBytes -= p.payload.length;
           this.durableSeq = a.seq;
           for (const sink of this.options.sinks) {
@@ -275,10 +292,8 @@ export class Spool {
               b.bytes += a.length;
             }
           }
-          const weight = a.length * CACHED_RECORD_WEIGHT;
-          if (this.cacheBytes + weight <= this.options.memoryBytes) {
+          if (p.events !== null) {
             this.cache.set(a.seq, { events: p.events, copyText: recordCopyText(p.payload), targets: p.targets, segment: a.segment, offset: a.offset, length: a.length });
-            this.cacheBytes += weight;
           }
           p.resolve(a.seq);
         }
@@ -289,13 +304,18 @@ export class Spool {
     }
   }
 
+  /** A pending record that will not be cached after all gives back the room reserved at append. */
+  private returnCacheRoom(p: PendingAppend): void {
+    if (p.events !== null) this.cacheBytes -= cacheWeight(FRAME_HEADER_BYTES + p.payload.length);
+  }
+
   private releaseCache(): void {
     let floor = Number.POSITIVE_INFINITY;
     for (const seq of this.acked.values()) floor = Math.min(floor, seq);
     for (let seq = this.released + 1; seq <= floor; seq++) {
       const entry = this.cache.get(seq);
       if (entry !== undefined) {
-        this.cacheBytes -= entry.length * CACHED_RECORD_WEIGHT;
+        this.cacheBytes -= cacheWeight(entry.length);
         this.cache.delete(seq);
       }
     }

@@ -3,7 +3,10 @@ import { constants } from 'node:fs';
 import { appendFile, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { MothershipError } from '../../src/lib/errors.js';
+import type { IngestEvent } from '../../src/pipeline/event.js';
 import type { SinkName } from '../../src/sinks/sink.js';
 import { SINK_BITS, Spool, type SpoolOptions } from '../../src/spool/spool.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
@@ -198,6 +201,27 @@ describe('Spool', () => {
       assert.ok((flags & constants.O_APPEND) !== 0);
       await spool.close();
     }
+  });
+
+  test('a pending append the memory cache has no room for holds its bytes, not its decoded events', async () => {
+    // A burst that outruns the disk queues appends; what they hold is what memory holds then.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const dir = await newDir();
+    const spool = await openSpool(dir, { memoryBytes: 0 });
+    let events: IngestEvent[] | null = makeEvents(0, 200);
+    const held = new WeakRef(events);
+    // A WeakRef keeps its target alive until the end of the job that made it: start a new one.
+    await new Promise((resolve) => setImmediate(resolve));
+    // From here to the check, one synchronous stretch: the append is still pending.
+    const appended = spool.append(events);
+    events = null;
+    gc();
+    assert.equal(held.deref(), undefined, 'the events of a pending record that will not be cached are garbage');
+    const seq = await appended;
+    assert.equal(spool.cached(seq), undefined);
+    assert.equal((await readAll(spool, 'tsdb', 1))[0]?.ids.length, 200);
+    await spool.close();
   });
 
   test('records can target one sink only', async () => {
