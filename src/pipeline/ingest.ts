@@ -36,6 +36,11 @@ export interface IngestRequest {
   readonly node?: string | null;
   /** Who the rate limit counts this batch against (node id or client address); null: not counted. */
   readonly rateKey?: string | null;
+  /**
+   * Called once the batch holds no request memory any more: durable in the spool, refused by
+   * it, or empty. The answer may then still wait for the sinks, which costs no memory.
+   */
+  readonly onAppended?: () => void;
 }
 
 /** Admits a batch of `messages` for `key` or throws (e.g. `rate_limited`); the HTTP layer's rate limiter. */
@@ -90,7 +95,7 @@ export class Ingestor {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.settle(admitted);
+    return this.settle(admitted, request.onAppended);
   }
 
   private admit(request: IngestRequest): Admitted {
@@ -117,9 +122,17 @@ export class Ingestor {
     };
   }
 
-  private async settle(admitted: Admitted): Promise<IngestAnswer> {
-    if (admitted.seq === null) return this.counted(this.answer(admitted, this.workers.map(() => ({ written: 0, duplicates: 0, poison: [] }))));
-    const seq = await admitted.seq;
+  private async settle(admitted: Admitted, onAppended: (() => void) | undefined): Promise<IngestAnswer> {
+    if (admitted.seq === null) {
+      onAppended?.();
+      return this.counted(this.answer(admitted, this.workers.map(() => ({ written: 0, duplicates: 0, poison: [] }))));
+    }
+    let seq: number;
+    try {
+      seq = await admitted.seq;
+    } finally {
+      onAppended?.();
+    }
     this.options.metrics?.nodeSeen(admitted.source, admitted.accepted, admitted.receivedAtMs);
     const outcomes = await Promise.all(
       this.workers.map((w) => {

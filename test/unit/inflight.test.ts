@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { InflightBudget } from '../../src/http/inflight-budget.js';
 import { MothershipError } from '../../src/lib/errors.js';
 import { appFixture } from '../helpers/app.js';
+import { waitUntil } from '../helpers/e2e.js';
 import { MemorySink } from '../helpers/memory-sink.js';
 import { envelope } from '../helpers/samples.js';
 
@@ -39,5 +41,26 @@ describe('in-flight request bytes (promise 5: memory stays bounded)', () => {
     const later = await post(big(9));
     assert.equal(later.statusCode, 200, later.body);
     assert.equal(sink.stored.size, answers.filter((a) => a.statusCode === 200).length + 1);
+  });
+
+  test('a batch gives back its inflated share once it is in the spool, while its answer still waits for the sink', async () => {
+    const sink = new MemorySink();
+    sink.delayMs = 800;
+    const { app } = await build({ MAX_INFLIGHT_BYTES: String(1024 * 1024) }, sink);
+    // ~1 KiB on the wire, 600 KiB inflated: two at once are over the budget, one is not.
+    const post = (n: number) =>
+      app.http.inject({
+        method: 'POST',
+        url: '/ingest',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        payload: gzipSync(JSON.stringify(envelope([{ message: `${n} ${'x'.repeat(600 * 1024)}` }], 'edge-big'))),
+      });
+    const first = post(1);
+    // The sink has the first batch, so it is durable; its answer waits for the slow send.
+    await waitUntil(() => sink.sends > 0, 10_000, 'the first batch to reach the sink');
+    const second = await post(2);
+    assert.equal(second.statusCode, 200, second.body);
+    assert.equal((await first).statusCode, 200);
+    assert.equal(sink.stored.size, 2);
   });
 });

@@ -18,8 +18,17 @@ export interface IngestRouteDeps {
   readonly rateLimiter?: RateLimiter | null;
 }
 
-/** Bytes reserved in the in-flight budget by each request, released when its answer is sent. */
-const reserved = new WeakMap<FastifyRequest, number>();
+/**
+ * Bytes a request holds in the in-flight budget: its body as sent, until the answer is sent (the
+ * request keeps it), and its inflated copy, until its batch is in the spool (the payload waiting
+ * for the disk is about that size; once durable, the answer's wait for the sinks holds nothing).
+ */
+interface Reservation {
+  wire: number;
+  inflated: number;
+}
+
+const reserved = new WeakMap<FastifyRequest, Reservation>();
 
 /**
  * POST /ingest. The body arrives as raw bytes (the server's onRequest hook has already checked
@@ -34,9 +43,10 @@ export function registerIngestRoute(app: FastifyInstance, deps: IngestRouteDeps)
     const length = Number(request.headers['content-length']);
     const bytes = Number.isFinite(length) && length >= 0 ? Math.min(length, deps.server.maxBodyBytes) : deps.server.maxBodyBytes;
     deps.inflight.reserve(bytes);
-    reserved.set(request, bytes);
+    const reservation: Reservation = { wire: bytes, inflated: 0 };
+    reserved.set(request, reservation);
     // 'close' fires for answered and abandoned requests alike, so the budget cannot leak.
-    reply.raw.once('close', () => deps.inflight.release(reserved.get(request) ?? 0));
+    reply.raw.once('close', () => deps.inflight.release(reservation.wire + reservation.inflated));
   });
   app.post('/ingest', async (request) => {
     const receivedAtMs = deps.clock.now();
@@ -48,8 +58,16 @@ export function registerIngestRoute(app: FastifyInstance, deps: IngestRouteDeps)
       idempotencyKey: idempotencyKey(request),
       node,
       rateKey: (deps.rateLimiter ?? null) === null ? null : rateKey(request),
+      onAppended: () => releaseInflated(request, deps.inflight),
     });
   });
+}
+
+function releaseInflated(request: FastifyRequest, inflight: InflightBudget): void {
+  const reservation = reserved.get(request);
+  if (reservation === undefined) return;
+  inflight.release(reservation.inflated);
+  reservation.inflated = 0;
 }
 
 /** The rate limit is per authenticated node; without a node identity, per client address. */
@@ -64,10 +82,12 @@ async function parseBody(request: FastifyRequest, server: ServerConfig, inflight
   if (!Buffer.isBuffer(raw)) throw new MothershipError('internal_error', 'The body was not read as bytes');
   const encoding = request.headers['content-encoding'];
   const decoded = await decodeBody(raw, typeof encoding === 'string' ? encoding : undefined, server);
-  if (decoded !== raw) {
-    // The inflated copy (and the objects parsed from it) count too: a gzip batch is ~10× its wire size.
+  // The inflated copy (and the objects parsed from it) count too: a gzip batch is ~10× its wire
+  // size. Every POST /ingest has a reservation: the onRequest hook made it.
+  const reservation = reserved.get(request);
+  if (decoded !== raw && reservation !== undefined) {
     inflight.reserve(decoded.length);
-    reserved.set(request, (reserved.get(request) ?? 0) + decoded.length);
+    reservation.inflated += decoded.length;
   }
   if (decoded.length === 0) throw new MothershipError('invalid_envelope', 'The body is empty; send a JSON object with a "messages" array');
   try {
