@@ -15,7 +15,7 @@ import { createLogger } from '../src/telemetry/logger.js';
 const discarding: Sink = {
   name: 'tsdb',
   start: async () => undefined,
-  send: async (events) => ({ kind: 'delivered', written: events.length, duplicates: 0 }),
+  send: async (batch) => ({ kind: 'delivered', written: batch.size, duplicates: 0 }),
   healthcheck: async () => ({ healthy: true }),
   shutdown: async () => undefined,
 };

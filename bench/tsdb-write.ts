@@ -20,6 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { IngestEvent } from '../src/pipeline/event.js';
+import { batchOf } from '../src/sinks/sink.js';
 import { migrate, quoteIdent } from '../src/sinks/tsdb/migrations.js';
 import { COPY_COLUMNS } from '../src/pipeline/copy-text.js';
 import { TsdbWriter, copyChunks } from '../src/sinks/tsdb/writer.js';
@@ -97,7 +98,7 @@ async function run(method: string, batchSize: number, events: readonly IngestEve
         await rawCopy(pool, schema, batch);
         inserted += batch.length;
       } else {
-        inserted += (await writer.write(batch)).inserted;
+        inserted += (await writer.write(batchOf(batch))).inserted;
       }
     }
     const seconds = (performance.now() - t0) / 1000;

@@ -1,7 +1,7 @@
 import type { DeadLetterStore } from '../deadletter/store.js';
 import { MothershipError } from '../lib/errors.js';
 import { deliverIsolating, type PoisonEvent } from '../sinks/deliver.js';
-import type { CopyRows, Sink } from '../sinks/sink.js';
+import type { SendBatch, Sink } from '../sinks/sink.js';
 import { SINK_BITS, type Spool } from '../spool/spool.js';
 import type { SpoolReader, SpoolRecord } from '../spool/spool-reader.js';
 import type { IngestEvent } from '../pipeline/event.js';
@@ -27,13 +27,14 @@ export interface WorkerOptions {
   readonly metrics?: Metrics;
 }
 
-/** Records sent together in one send; `offsets[i]` is where record i's events start in `events`. */
+/** Records sent together in one send; `offsets[i]` is where record i's events start in `batch`. */
 interface Unit {
   readonly records: readonly SpoolRecord[];
-  readonly events: readonly IngestEvent[];
+  /** Decodes nothing until the sink asks for events (see SendBatch). */
+  readonly batch: SendBatch;
   readonly offsets: readonly number[];
-  /** `events` as the records' COPY rows; undefined when a record does not hold them. */
-  readonly rows: CopyRows | undefined;
+  /** When the unit's first batch was received, ms since the epoch; null for a unit without events. */
+  readonly receivedAtMs: number | null;
 }
 
 /** What one record's delivery to this sink came to. */
@@ -164,12 +165,12 @@ export class SinkWorker {
         }
         const unit = await this.readUnit(reader, signal);
         if (unit === null) continue;
-        if (unit.events.length === 0) {
+        if (unit.batch.size === 0) {
           this.finishUnit(unit, { written: 0, duplicates: 0, poison: [] });
           continue;
         }
         const first = unit.records[0] as SpoolRecord;
-        const receivedAtMs = unit.events[0]?.receivedAtMs ?? this.options.now();
+        const receivedAtMs = unit.receivedAtMs ?? this.options.now();
         const done = this.deliver(unit, signal);
         this.inFlight.set(first.seq, { receivedAtMs, done });
       }
@@ -201,26 +202,32 @@ export class SinkWorker {
         count += this.wanted(more);
       }
     }
-    const events: IngestEvent[] = [];
     const offsets: number[] = [];
+    const sent: SpoolRecord[] = [];
+    let size = 0;
     let rows: Buffer[] | undefined = [];
+    let receivedAtMs: number | null = null;
     for (const r of records) {
-      offsets.push(events.length);
+      offsets.push(size);
       if (this.wanted(r) === 0) {
         if (r.decodeError !== undefined) this.logger.error({ sink: this.sink.name, seq: r.seq, reason: r.decodeError }, 'skipping an unreadable spool record');
         continue;
       }
       if (r.copyText === null) rows = undefined;
       else rows?.push(r.copyText);
-      if (records.length === 1) return { records, events: r.events as IngestEvent[], offsets, rows };
-      for (const e of r.events) events.push(e);
+      sent.push(r);
+      size += r.eventCount;
+      receivedAtMs ??= r.receivedAtMs;
     }
-    return { records, events, offsets, rows };
+    // Kept once decoded: a retried send must hand the sink the same event objects.
+    let events: readonly IngestEvent[] | null = null;
+    const decode = (): readonly IngestEvent[] => (sent.length === 1 ? (sent[0] as SpoolRecord).events() : sent.flatMap((r) => r.events()));
+    return { records, batch: { size, rows, events: () => (events ??= decode()) }, offsets, receivedAtMs };
   }
 
   /** Events of `record` this sink must deliver. */
   private wanted(record: SpoolRecord): number {
-    return (record.targets & this.bit) === 0 ? 0 : record.events.length;
+    return (record.targets & this.bit) === 0 ? 0 : record.eventCount;
   }
 
   /** Reads the next record, waking early when a drain target is set while idle. */
@@ -262,12 +269,12 @@ export class SinkWorker {
           return;
         }
         if (signal.aborted) return;
-        this.options.metrics?.sinkEventsCounted(this.sink.name, 'retried', unit.events.length);
+        this.options.metrics?.sinkEventsCounted(this.sink.name, 'retried', unit.batch.size);
         this.breaker.failure();
         this.noteFailure(result.error, seq);
-        const ageMs = this.options.now() - (unit.events[0]?.receivedAtMs ?? firstAttemptMs);
+        const ageMs = this.options.now() - (unit.receivedAtMs ?? firstAttemptMs);
         if (ageMs > this.options.retryBudgetMs) {
-          const poison = unit.events.map((_, position) => ({ position, error: result.error }));
+          const poison = Array.from({ length: unit.batch.size }, (_, position) => ({ position, error: result.error }));
           if (await this.deadLetterSafely(unit, poison, firstAttemptMs, `retry budget exhausted after ${Math.round(ageMs / 1000)} s: `)) {
             this.finishUnit(unit, { written: 0, duplicates: 0, poison });
             return;
@@ -305,8 +312,9 @@ export class SinkWorker {
   private async deadLetter(unit: Unit, poison: readonly PoisonEvent[], firstAttemptMs: number, prefix: string): Promise<void> {
     const now = this.options.now();
     const entries = [];
+    const events = unit.batch.events();
     for (const p of poison) {
-      const event = unit.events[p.position];
+      const event = events[p.position];
       if (event !== undefined) entries.push({ event, code: p.error.code, reason: prefix + p.error.message, firstAttemptMs, lastAttemptMs: now });
     }
     await this.deadLetters.add(this.sink.name, entries);
@@ -375,7 +383,7 @@ export class SinkWorker {
 /** A sink that throws instead of classifying is treated as retryable, never as a dead worker. */
 async function deliverGuarded(sink: Sink, unit: Unit, signal: AbortSignal): ReturnType<typeof deliverIsolating> {
   try {
-    return await deliverIsolating(sink, unit.events, signal, unit.rows);
+    return await deliverIsolating(sink, unit.batch, signal);
   } catch (err) {
     return { kind: 'retryable', error: new MothershipError('sink_unavailable', `${sink.name} failed unexpectedly: ${(err as Error).message}`, { cause: err }) };
   }

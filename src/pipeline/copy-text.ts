@@ -131,7 +131,7 @@ function unescapeField(field: string): string | null {
 const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.(\d{3})(\d{3})Z$/;
 
 /** `YYYY-MM-DDTHH:MM:SS.ffffffZ` → whole ms since the epoch + the microseconds within the ms. */
-function parseTime(text: string): { ms: number; micros: number } {
+export function parseTime(text: string): { ms: number; micros: number } {
   const m = TIME_RE.exec(text);
   const ms = m === null ? Number.NaN : Date.parse(`${text.slice(0, 23)}Z`);
   if (m === null || !Number.isFinite(ms)) throw new CopyTextError(`a row's time "${text.slice(0, 40)}" is not a COPY time`);

@@ -1,9 +1,8 @@
 import type { MothershipError } from '../lib/errors.js';
-import type { IngestEvent } from '../pipeline/event.js';
-import type { CopyRows, Sink } from './sink.js';
+import { batchOf, type SendBatch, type Sink } from './sink.js';
 
 export interface PoisonEvent {
-  /** Position of the event in the array given to `deliverIsolating`. */
+  /** Position of the event in the batch given to `deliverIsolating`. */
   readonly position: number;
   readonly error: MothershipError;
 }
@@ -21,23 +20,23 @@ export type DeliveryResult =
   | { readonly kind: 'retryable'; readonly error: MothershipError; readonly retryAfterMs?: number };
 
 /**
- * Sends events to one sink; when the sink rejects the batch for good, bisects it so that only
+ * Sends a batch to one sink; when the sink rejects it for good, bisects it so that only
  * the events it refuses are set aside and every other event is stored. A retryable outcome at
  * any depth stops the whole delivery: the caller retries it all (writes are idempotent, so the
  * halves already stored cost nothing the second time).
  */
-export async function deliverIsolating(sink: Sink, events: readonly IngestEvent[], signal: AbortSignal, rows?: CopyRows): Promise<DeliveryResult> {
+export async function deliverIsolating(sink: Sink, batch: SendBatch, signal: AbortSignal): Promise<DeliveryResult> {
   const poison: PoisonEvent[] = [];
   let written = 0;
   let duplicates = 0;
   let duplicatePositions: number[] | null = [];
-  const pending: Array<{ start: number; end: number }> = [{ start: 0, end: events.length }];
+  const pending: Array<{ start: number; end: number }> = [{ start: 0, end: batch.size }];
   while (pending.length > 0) {
     const range = pending.pop() as { start: number; end: number };
     if (range.end <= range.start) continue;
-    const whole = range.start === 0 && range.end === events.length;
-    // The encoded rows cover the whole batch only; halves are encoded again by the sink.
-    const outcome = whole ? await sink.send(events, signal, rows) : await sink.send(events.slice(range.start, range.end), signal);
+    const whole = range.start === 0 && range.end === batch.size;
+    // The encoded rows cover the whole batch only; halves are decoded and encoded again.
+    const outcome = await sink.send(whole ? batch : batchOf(batch.events().slice(range.start, range.end)), signal);
     if (outcome.kind === 'retryable') return outcome;
     if (outcome.kind === 'delivered') {
       written += outcome.written;

@@ -40,11 +40,30 @@ export interface SinkHealth {
  */
 export type CopyRows = readonly Buffer[];
 
+/**
+ * The events of one send. A record read back from disk is bytes until something asks for its
+ * events: a sink that sends `rows` as they are (PostgreSQL, on its usual path) never decodes
+ * them, so catching up on a backlog costs no parsing.
+ */
+export interface SendBatch {
+  /** How many events. */
+  readonly size: number;
+  /** The events, in order; decoded on the first call, then kept. */
+  events(): readonly IngestEvent[];
+  /** The same events as COPY rows, when every record holds them. */
+  readonly rows: CopyRows | undefined;
+}
+
+/** A batch of events already decoded (tests, a bisected half, the dead-letter replay). */
+export function batchOf(events: readonly IngestEvent[], rows?: CopyRows): SendBatch {
+  return { size: events.length, events: () => events, rows };
+}
+
 export interface Sink {
   readonly name: SinkName;
   /** Connects, migrates, and whatever else must happen before the first send. Throws on failure. */
   start(signal: AbortSignal): Promise<void>;
-  send(events: readonly IngestEvent[], signal: AbortSignal, rows?: CopyRows): Promise<SendOutcome>;
+  send(batch: SendBatch, signal: AbortSignal): Promise<SendOutcome>;
   healthcheck(signal: AbortSignal): Promise<SinkHealth>;
   /** Idempotent; releases connections. */
   shutdown(): Promise<void>;

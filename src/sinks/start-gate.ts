@@ -1,6 +1,6 @@
 import { MothershipError } from '../lib/errors.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { CopyRows, SendOutcome, Sink, SinkHealth } from './sink.js';
+import type { SendBatch, SendOutcome, Sink, SinkHealth } from './sink.js';
 
 export interface StartGateOptions {
   readonly minDelayMs: number;
@@ -70,11 +70,11 @@ export class StartGate implements Sink {
     return Math.max(this.options.minDelayMs, Math.round(cap * (this.options.random ?? Math.random)()));
   }
 
-  async send(events: Parameters<Sink['send']>[0], signal: AbortSignal, rows?: CopyRows): Promise<SendOutcome> {
+  async send(batch: SendBatch, signal: AbortSignal): Promise<SendOutcome> {
     if (!this.started) {
       return { kind: 'retryable', error: new MothershipError('sink_unavailable', `${this.name} is not ready: ${this.lastError ?? 'starting'}`) };
     }
-    return this.inner.send(events, signal, rows);
+    return this.inner.send(batch, signal);
   }
 
   async healthcheck(signal: AbortSignal): Promise<SinkHealth> {

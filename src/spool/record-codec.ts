@@ -1,4 +1,4 @@
-import { copyText, parseCopyText } from '../pipeline/copy-text.js';
+import { copyText, parseCopyText, parseTime } from '../pipeline/copy-text.js';
 import type { IngestEvent } from '../pipeline/event.js';
 
 /*
@@ -38,6 +38,53 @@ export function recordCopyText(payload: Buffer): Buffer | null {
   return end < 0 ? null : payload.subarray(end + 1);
 }
 
+/** A record's events as the sinks see them; `events()` decodes on the first call only. */
+export interface RecordEvents {
+  readonly eventCount: number;
+  events(): readonly IngestEvent[];
+  /** The events as COPY rows (version 2), without copying. */
+  readonly copyText: Buffer | null;
+  /** When the record's batch was received, ms since the epoch; null for a record without events. */
+  readonly receivedAtMs: number | null;
+}
+
+const TAB = 0x09;
+
+/**
+ * A payload read back from disk, checked but not decoded: its layout, its header and, for
+ * version 2, that it holds `eventCount` rows; the time it was received comes from its first
+ * row. Decoding every event of a record the PostgreSQL sink sends as bytes would cost more than
+ * the rest of its delivery. Throws RecordDecodeError when the payload is not a record.
+ */
+export function recordEvents(payload: Buffer, eventCount: number): RecordEvents {
+  if (payload[0] !== HASH) {
+    // Version 1 (older releases): decoded at once, as it always was.
+    const events = decodeV1(payload);
+    return { eventCount: events.length, events: () => events, copyText: null, receivedAtMs: events[0]?.receivedAtMs ?? null };
+  }
+  const rows = v2Rows(payload).rows;
+  let count = 0;
+  for (let at = rows.indexOf(NEWLINE); at >= 0; at = rows.indexOf(NEWLINE, at + 1)) count++;
+  if (count !== eventCount || (rows.length > 0 && rows[rows.length - 1] !== NEWLINE)) {
+    throw new RecordDecodeError(`record holds ${count} rows, its frame says ${eventCount}`);
+  }
+  let decoded: IngestEvent[] | null = null;
+  return { eventCount, events: () => (decoded ??= decodeV2(payload)), copyText: rows, receivedAtMs: firstReceivedAtMs(rows) };
+}
+
+/** The received_at field (the second) of the first row, or null without rows. */
+function firstReceivedAtMs(rows: Buffer): number | null {
+  if (rows.length === 0) return null;
+  const start = rows.indexOf(TAB) + 1;
+  const end = start > 0 ? rows.indexOf(TAB, start) : -1;
+  if (end < 0) throw new RecordDecodeError('record rows are unreadable: the first row has no received_at');
+  try {
+    return parseTime(rows.toString('latin1', start, end)).ms;
+  } catch (err) {
+    throw new RecordDecodeError(`record rows are unreadable: ${(err as Error).message}`);
+  }
+}
+
 export class RecordDecodeError extends Error {
   override readonly name = 'RecordDecodeError';
 }
@@ -47,6 +94,16 @@ export function decodeEvents(payload: Buffer): IngestEvent[] {
 }
 
 function decodeV2(payload: Buffer): IngestEvent[] {
+  const { rows, subMicros } = v2Rows(payload);
+  try {
+    return parseCopyText(rows.toString('utf8'), subMicros);
+  } catch (err) {
+    throw new RecordDecodeError(`record rows are unreadable: ${(err as Error).message}`);
+  }
+}
+
+/** The header of a version 2 payload, checked, and its rows (without copying). */
+function v2Rows(payload: Buffer): { rows: Buffer; subMicros: number[] | null } {
   const end = payload.indexOf(NEWLINE);
   const header = payload.toString('utf8', 0, end < 0 ? payload.length : end);
   if (end < 0 || (header !== V2_TAG && !header.startsWith(`${V2_TAG} `))) throw new RecordDecodeError('record payload has an unknown layout');
@@ -56,11 +113,7 @@ function decodeV2(payload: Buffer): IngestEvent[] {
     if (!Array.isArray(parsed) || !parsed.every((n) => Number.isInteger(n) && n >= 0 && n < 1000)) throw new RecordDecodeError('record header has bad sub-microseconds');
     subMicros = parsed as number[];
   }
-  try {
-    return parseCopyText(payload.toString('utf8', end + 1), subMicros);
-  } catch (err) {
-    throw new RecordDecodeError(`record rows are unreadable: ${(err as Error).message}`);
-  }
+  return { rows: payload.subarray(end + 1), subMicros };
 }
 
 function decodeV1(payload: Buffer): IngestEvent[] {

@@ -1,19 +1,21 @@
-import type { IngestEvent } from '../pipeline/event.js';
-import { decodeEvents, recordCopyText } from './record-codec.js';
+import { recordEvents, type RecordEvents } from './record-codec.js';
 import { FrameReader, type Segment } from './segment-log.js';
 import type { Spool } from './spool.js';
 
-export interface SpoolRecord {
+/**
+ * One record, as a sink worker gets it. Its events are objects already when it comes from the
+ * spool's memory; read back from disk they are decoded only if a sink asks (`events()`).
+ */
+export interface SpoolRecord extends RecordEvents {
   readonly seq: number;
   readonly targets: number;
-  readonly events: readonly IngestEvent[];
-  /** The events as PostgreSQL COPY rows, when the record holds them so (see record-codec.ts). */
-  readonly copyText: Buffer | null;
   /** Frame bytes on disk, for backlog accounting. */
   readonly bytes: number;
   /** Set when the record passed its checksum but could not be decoded (written by another version). */
   readonly decodeError?: string;
 }
+
+const NO_EVENTS: RecordEvents = { eventCount: 0, events: () => [], copyText: null, receivedAtMs: null };
 
 /**
  * Reads records in seq order from one starting point: from the spool's memory cache while it
@@ -45,7 +47,16 @@ export class SpoolReader {
       }
       const cached = this.spool.cached(this.nextSeq);
       if (cached !== undefined) {
-        const record: SpoolRecord = { seq: this.nextSeq, targets: cached.targets, events: cached.events, copyText: cached.copyText, bytes: cached.length };
+        const events = cached.events;
+        const record: SpoolRecord = {
+          seq: this.nextSeq,
+          targets: cached.targets,
+          eventCount: events.length,
+          events: () => events,
+          copyText: cached.copyText,
+          receivedAtMs: events[0]?.receivedAtMs ?? null,
+          bytes: cached.length,
+        };
         this.position = { segment: cached.segment, offset: cached.offset + cached.length };
         this.nextSeq++;
         return record;
@@ -84,9 +95,9 @@ export class SpoolReader {
     if (frame.seq > this.nextSeq) throw new Error(`spool record ${this.nextSeq} missing; found ${frame.seq}`);
     this.nextSeq++;
     try {
-      return { seq: frame.seq, targets: frame.targets, events: decodeEvents(frame.payload), copyText: recordCopyText(frame.payload), bytes: frame.length };
+      return { seq: frame.seq, targets: frame.targets, bytes: frame.length, ...recordEvents(frame.payload, frame.eventCount) };
     } catch (err) {
-      return { seq: frame.seq, targets: frame.targets, events: [], copyText: null, bytes: frame.length, decodeError: (err as Error).message };
+      return { seq: frame.seq, targets: frame.targets, bytes: frame.length, ...NO_EVENTS, decodeError: (err as Error).message };
     }
   }
 
@@ -103,7 +114,7 @@ export class SpoolReader {
     }
     this.nextSeq++;
     this.position = null;
-    return { seq, targets: 0, events: [], copyText: null, bytes: 0 };
+    return { seq, targets: 0, bytes: 0, ...NO_EVENTS };
   }
 
   private segmentFor(seq: number): Segment | null {

@@ -1,7 +1,7 @@
 import { MothershipError } from '../../src/lib/errors.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
 import { copyText } from '../../src/pipeline/copy-text.js';
-import type { CopyRows, SendOutcome, Sink, SinkHealth, SinkName } from '../../src/sinks/sink.js';
+import type { SendBatch, SendOutcome, Sink, SinkHealth, SinkName } from '../../src/sinks/sink.js';
 
 /**
  * A sink that stores events in memory, keyed like the real table on (id, time), with switches
@@ -21,8 +21,11 @@ export class MemorySink implements Sink {
 
   async start(): Promise<void> {}
 
-  async send(events: readonly IngestEvent[], _signal?: AbortSignal, rows?: CopyRows): Promise<SendOutcome> {
+  async send(batch: SendBatch): Promise<SendOutcome> {
     this.sends++;
+    const events = batch.events();
+    const rows = batch.rows;
+    if (events.length !== batch.size) throw new Error(`memory sink: the batch says ${batch.size} events but holds ${events.length}`);
     if (rows !== undefined) {
       // The contract a COPY-writing sink relies on: the rows are these events, in this order.
       if (Buffer.concat(rows).toString('utf8') !== copyText(events)) throw new Error('memory sink: the rows given are not the events sent');

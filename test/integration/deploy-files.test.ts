@@ -28,6 +28,7 @@ import { VARIABLES } from '../../src/config/variables.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
 import { normalizeBatch } from '../../src/pipeline/normalize.js';
 import { createTsdbSink, type TsdbSink } from '../../src/sinks/tsdb/sink.js';
+import { batchOf } from '../../src/sinks/sink.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { connect, databaseTargets, dropSchema, uniqueSchema } from '../helpers/database.js';
 import { jsonlMessages, payloadSamples, weatherMessages } from '../helpers/samples.js';
@@ -561,7 +562,7 @@ for (const target of targets) {
       };
       sink = createTsdbSink(config, connection, silentLogger());
       await sink.start(AbortSignal.timeout(120_000));
-      const outcome = await sink.send(sampleEvents(), AbortSignal.timeout(120_000));
+      const outcome = await sink.send(batchOf(sampleEvents()), AbortSignal.timeout(120_000));
       assert.equal(outcome.kind, 'delivered', JSON.stringify(outcome));
       reader = await connect(connection);
       if (readerRole !== null) await reader.query(`SET ROLE ${pg.escapeIdentifier(readerRole)}`);

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import type { PgConnection } from '../../src/config/config.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresOptions } from '../../src/sinks/tsdb/embedded.js';
+import { batchOf } from '../../src/sinks/sink.js';
 import { createTsdbSink } from '../../src/sinks/tsdb/sink.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { connect, tempDataParent } from '../helpers/database.js';
@@ -102,7 +103,7 @@ describe('embedded PostgreSQL', () => {
         id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, timeMs: Date.UTC(2025, 0, 1) + i, timeNanos: 0, receivedAtMs: Date.now(),
         source: 'edge', type: null, service: null, host: null, severity: null, message: null, data, dataJson: JSON.stringify(data),
       }));
-      assert.deepEqual(await sink.send(batch, AbortSignal.timeout(10_000)), { kind: 'delivered', written: 10, duplicates: 0, duplicatePositions: [] });
+      assert.deepEqual(await sink.send(batchOf(batch), AbortSignal.timeout(10_000)), { kind: 'delivered', written: 10, duplicates: 0, duplicatePositions: [] });
       await sink.shutdown();
     } finally {
       await Promise.all([first.stop(), first.stop()]);

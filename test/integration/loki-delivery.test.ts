@@ -8,7 +8,7 @@ import type { IngestEvent } from '../../src/pipeline/event.js';
 import { parseEnvelope } from '../../src/pipeline/envelope.js';
 import { normalizeBatch } from '../../src/pipeline/normalize.js';
 import { createLokiSink, type LokiSink } from '../../src/sinks/loki/sink.js';
-import type { SendOutcome } from '../../src/sinks/sink.js';
+import type { SendBatch, SendOutcome } from '../../src/sinks/sink.js';
 import { Spool } from '../../src/spool/spool.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { makeEvent, tempDir } from '../helpers/events.js';
@@ -50,8 +50,8 @@ async function rig(overrides: Partial<LokiConfig> = {}, standinOptions: StandinO
   cleanups.push(() => loki.shutdown());
   const outcomes: SendOutcome[] = [];
   const sink: LokiSink = Object.assign(Object.create(loki) as LokiSink, {
-    async send(events: readonly IngestEvent[], signal: AbortSignal) {
-      const outcome = await loki.send(events, signal);
+    async send(batch: SendBatch, signal: AbortSignal) {
+      const outcome = await loki.send(batch, signal);
       outcomes.push(outcome);
       return outcome;
     },

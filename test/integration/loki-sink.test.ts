@@ -7,7 +7,7 @@ import { normalizeBatch } from '../../src/pipeline/normalize.js';
 import { formatEpochNanos } from '../../src/pipeline/time.js';
 import { TRUNCATION_MARKER } from '../../src/sinks/loki/line.js';
 import { createLokiSink, type LokiSink } from '../../src/sinks/loki/sink.js';
-import type { SendOutcome } from '../../src/sinks/sink.js';
+import { batchOf, type SendOutcome } from '../../src/sinks/sink.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { makeEvent } from '../helpers/events.js';
 import { idOf, LokiStandin, lokiConfigFor, type StandinOptions, type StoredEntry } from '../helpers/loki-standin.js';
@@ -41,7 +41,7 @@ async function rig(overrides: Partial<LokiConfig> = {}, standinOptions: StandinO
   return { standin, sink, clock, config };
 }
 
-const send = (sink: LokiSink, events: readonly IngestEvent[]): Promise<SendOutcome> => sink.send(events, AbortSignal.timeout(20_000));
+const send = (sink: LokiSink, events: readonly IngestEvent[]): Promise<SendOutcome> => sink.send(batchOf(events), AbortSignal.timeout(20_000));
 
 function eventsOf(body: unknown, receivedAtMs: number): IngestEvent[] {
   const batch = normalizeBatch(parseEnvelope(body, { maxMessagesPerBatch: 100_000 }), { receivedAtMs, idempotencyKey: null, maxJsonDepth: 64 });

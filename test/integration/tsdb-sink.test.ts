@@ -6,7 +6,7 @@ import type { PgConnection, TsdbConfig } from '../../src/config/config.js';
 import { isMothershipError } from '../../src/lib/errors.js';
 import { copyText } from '../../src/pipeline/copy-text.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
-import type { SendOutcome } from '../../src/sinks/sink.js';
+import { batchOf, type SendOutcome } from '../../src/sinks/sink.js';
 import { detectTimescale } from '../../src/sinks/tsdb/migrations.js';
 import { createPool } from '../../src/sinks/tsdb/pool.js';
 import { classifyTsdbError, createTsdbSink, describeTsdb, RETENTION_INTERVAL_MS, type TsdbSink, type TsdbSinkDeps } from '../../src/sinks/tsdb/sink.js';
@@ -147,8 +147,8 @@ for (const target of targets) {
       const fixed = special;
       const small = [fixed, event({ timeMs: T0 + 1, timeNanos: 1_000 })];
       const big = events(BIG, (i) => ({ timeMs: T0 + 10_000 + i, message: i === 7 ? tricky : `line ${i}` }));
-      assertDelivered(await sink.send(small, signal()), 2, 0);
-      assertDelivered(await sink.send(big, signal()), BIG, 0);
+      assertDelivered(await sink.send(batchOf(small), signal()), 2, 0);
+      assertDelivered(await sink.send(batchOf(big), signal()), BIG, 0);
 
       interface Row {
         time: string; received_at: string; source: string | null; type: string | null; service: string | null; host: string | null;
@@ -189,10 +189,10 @@ for (const target of targets) {
         const limited: PgConnection = { ...connection, database: name, user: name, password };
         const sink = sinkFor(name, {}, {}, limited);
         await sink.start(signal());
-        assertDelivered(await sink.send(events(3), signal()), 3, 0);
+        assertDelivered(await sink.send(batchOf(events(3)), signal()), 3, 0);
         // No TEMPORARY privilege: the big batch goes through unnest instead of COPY + staging.
-        assertDelivered(await sink.send(events(BIG, (i) => ({ timeMs: T0 + 100 + i })), signal()), BIG, 0);
-        assertDelivered(await sink.send([], signal()), 0, 0);
+        assertDelivered(await sink.send(batchOf(events(BIG, (i) => ({ timeMs: T0 + 100 + i }))), signal()), BIG, 0);
+        assertDelivered(await sink.send(batchOf([]), signal()), 0, 0);
         await sink.shutdown();
       } finally {
         await owner.end().catch(() => undefined);
@@ -205,34 +205,34 @@ for (const target of targets) {
       const { sink, schema } = await started();
       const small = events(5);
       const big = events(BIG, (i) => ({ timeMs: T0 + 1_000 + i }));
-      assertDelivered(await sink.send(small, signal()), 5, 0);
-      assertDelivered(await sink.send(big, signal()), BIG, 0);
-      assertDelivered(await sink.send(small, signal()), 0, 5);
-      assertDelivered(await sink.send(big, signal()), 0, BIG);
-      assertDelivered(await sink.send([...small.slice(0, 2), event({ timeMs: T0 + 99_999 })], signal()), 1, 2);
+      assertDelivered(await sink.send(batchOf(small), signal()), 5, 0);
+      assertDelivered(await sink.send(batchOf(big), signal()), BIG, 0);
+      assertDelivered(await sink.send(batchOf(small), signal()), 0, 5);
+      assertDelivered(await sink.send(batchOf(big), signal()), 0, BIG);
+      assertDelivered(await sink.send(batchOf([...small.slice(0, 2), event({ timeMs: T0 + 99_999 })]), signal()), 1, 2);
       assert.equal(await count(schema), 5 + BIG + 1);
     });
 
     it('writes new rows with a plain COPY; a batch holding a stored row is redone skipping it, then plain COPY resumes', async () => {
       const { sink, schema } = await started();
       const first = events(3);
-      assertDelivered(await sink.send(first, signal()), 3, 0);
+      assertDelivered(await sink.send(batchOf(first), signal()), 3, 0);
       assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 0, skipDuplicates: 0 });
       // One resent row among new ones: the plain COPY fails as a whole and nothing of it stays.
-      assertDelivered(await sink.send([event({ timeMs: T0 + 50 }), first[1]!, event({ timeMs: T0 + 51 })], signal()), 2, 1, [1]);
+      assertDelivered(await sink.send(batchOf([event({ timeMs: T0 + 50 }), first[1]!, event({ timeMs: T0 + 51 })]), signal()), 2, 1, [1]);
       assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 1, skipDuplicates: 1 });
       // Duplicates came last time: the next write skips the plain COPY; finding none, the one after takes it again.
-      assertDelivered(await sink.send(events(2, (i) => ({ timeMs: T0 + 60 + i })), signal()), 2, 0);
+      assertDelivered(await sink.send(batchOf(events(2, (i) => ({ timeMs: T0 + 60 + i }))), signal()), 2, 0);
       assert.deepEqual(sink.writePaths(), { copy: 1, conflicts: 1, skipDuplicates: 2 });
       const big = events(BIG, (i) => ({ timeMs: T0 + 5_000 + i }));
-      assertDelivered(await sink.send(big, signal()), BIG, 0);
+      assertDelivered(await sink.send(batchOf(big), signal()), BIG, 0);
       assert.deepEqual(sink.writePaths(), { copy: 2, conflicts: 1, skipDuplicates: 2 });
       // With the spool's own rows (three records' worth, the middle one resent): COPY, conflict, COPY-staging.
       const more = events(BIG, (i) => ({ timeMs: T0 + 9_000 + i }));
       const rows = [Buffer.from(copyText(big.slice(BIG / 2)))];
-      assertDelivered(await sink.send([...more.slice(0, 10), ...big.slice(BIG / 2), ...more.slice(10)], signal(), [
+      assertDelivered(await sink.send(batchOf([...more.slice(0, 10), ...big.slice(BIG / 2), ...more.slice(10)], [
         Buffer.from(copyText(more.slice(0, 10))), rows[0]!, Buffer.from(copyText(more.slice(10))),
-      ]), BIG, BIG / 2, Array.from({ length: BIG / 2 }, (_, i) => 10 + i));
+      ]), signal()), BIG, BIG / 2, Array.from({ length: BIG / 2 }, (_, i) => 10 + i));
       assert.deepEqual(sink.writePaths(), { copy: 2, conflicts: 2, skipDuplicates: 3 });
       assert.equal(await count(schema), 3 + 2 + 2 + 2 * BIG);
       const stored = await db.query<{ message: string | null; data: unknown }>(`SELECT message, data FROM ${schema}.events WHERE id = $1`, [more[7]!.id]);
@@ -242,18 +242,18 @@ for (const target of targets) {
     it('counts repeats inside one batch as duplicates', async () => {
       const { sink, schema } = await started();
       const [a, b] = events(2);
-      assertDelivered(await sink.send([a!, b!, a!, a!], signal()), 2, 2, [2, 3]);
+      assertDelivered(await sink.send(batchOf([a!, b!, a!, a!]), signal()), 2, 2, [2, 3]);
       const half = events(BIG / 2, (i) => ({ timeMs: T0 + 1_000 + i }));
-      assertDelivered(await sink.send([...half, ...half], signal()), BIG / 2, BIG / 2);
+      assertDelivered(await sink.send(batchOf([...half, ...half]), signal()), BIG / 2, BIG / 2);
       // Same id at another time is another row: idempotency is on (id, time).
-      assertDelivered(await sink.send([{ ...a!, timeMs: a!.timeMs + 1 }], signal()), 1, 0);
+      assertDelivered(await sink.send(batchOf([{ ...a!, timeMs: a!.timeMs + 1 }]), signal()), 1, 0);
       assert.equal(await count(schema), 2 + BIG / 2 + 1);
     });
 
     it('lands a batch of 100,000 tiny events', async () => {
       const { sink, schema } = await started({ writeTimeoutMs: 120_000 });
       const batch = events(100_000, (i) => ({ timeMs: T0 + i * 10, data: { v: i }, dataJson: `{"v":${i}}`, source: null, host: null }));
-      assertDelivered(await sink.send(batch, signal()), 100_000, 0);
+      assertDelivered(await sink.send(batchOf(batch), signal()), 100_000, 0);
       assert.equal(await count(schema), 100_000);
     });
 
@@ -261,16 +261,16 @@ for (const target of targets) {
       const { sink, schema } = await started();
       const broken = event({ dataJson: '{"secret-ish value": ' });
       for (const batch of [[broken], [broken, ...events(BIG)], [...events(BIG), broken]]) {
-        const message = assertRejected(await sink.send(batch, signal()), '22P02');
+        const message = assertRejected(await sink.send(batchOf(batch), signal()), '22P02');
         assert.ok(!message.includes('secret-ish'), message);
         if (connection.password !== '') assert.ok(!message.includes(connection.password));
       }
       // Text PostgreSQL cannot store (NUL) is a data error too, never a crash.
-      assertRejected(await sink.send([event({ message: 'a\u0000b' })], signal()), '22');
-      assertRejected(await sink.send(events(BIG, (i) => ({ message: i === 3 ? 'a\u0000b' : 'ok' })), signal()), '22');
+      assertRejected(await sink.send(batchOf([event({ message: 'a\u0000b' })]), signal()), '22');
+      assertRejected(await sink.send(batchOf(events(BIG, (i) => ({ message: i === 3 ? 'a\u0000b' : 'ok' }))), signal()), '22');
       assert.equal(await count(schema), 0);
-      assertDelivered(await sink.send(events(3), signal()), 3, 0);
-      assertDelivered(await sink.send(events(BIG, (i) => ({ timeMs: T0 + 500 + i })), signal()), BIG, 0);
+      assertDelivered(await sink.send(batchOf(events(3)), signal()), 3, 0);
+      assertDelivered(await sink.send(batchOf(events(BIG, (i) => ({ timeMs: T0 + 500 + i }))), signal()), BIG, 0);
       assert.equal(await count(schema), 3 + BIG);
     });
 
@@ -279,13 +279,13 @@ for (const target of targets) {
       const schema = uniqueSchema();
       const sink = sinkFor(schema, {}, {}, { ...connection, port });
       await assert.rejects(sink.start(signal()), (err) => isMothershipError(err) && err.code === 'sink_unavailable');
-      assertRetryable(await sink.send(events(1), signal()), 'sink_unavailable');
+      assertRetryable(await sink.send(batchOf(events(1)), signal()), 'sink_unavailable');
       assert.deepEqual(await sink.healthcheck(signal()), { healthy: false, reason: 'not started' });
 
       const pool = createPool({ ...connection, port }, { max: 1, connectionTimeoutMs: 2_000 }, silentLogger());
       try {
         const writer = new TsdbWriter(pool, { schema, timeoutMs: 5_000 });
-        const err = await writer.write(events(1)).then(() => null, (e: unknown) => e);
+        const err = await writer.write(batchOf(events(1))).then(() => null, (e: unknown) => e);
         const message = assertRetryable(classifyTsdbError(err, { target: 'x', timeoutMs: 5_000 }), 'sink_unavailable');
         assert.match(message, /ECONNREFUSED/);
       } finally {
@@ -300,15 +300,15 @@ for (const target of targets) {
       const sink = sinkFor(schema, { writeTimeoutMs: 3_000 }, {}, { ...connection, host: '127.0.0.1', port: proxy.port });
       await sink.start(signal());
       assert.deepEqual(await sink.healthcheck(signal()), { healthy: true });
-      assertDelivered(await sink.send(events(2), signal()), 2, 0);
+      assertDelivered(await sink.send(batchOf(events(2)), signal()), 2, 0);
       await proxy.cut();
-      assertRetryable(await sink.send(events(2, (i) => ({ timeMs: T0 + 10 + i })), signal()), 'sink_unavailable');
+      assertRetryable(await sink.send(batchOf(events(2, (i) => ({ timeMs: T0 + 10 + i }))), signal()), 'sink_unavailable');
       const health = await sink.healthcheck(signal());
       assert.equal(health.healthy, false);
       assert.match(health.reason ?? '', /unreachable|ECONNREFUSED/);
       await sink.shutdown();
       await sink.shutdown();
-      assertRetryable(await sink.send(events(1), signal()), 'sink_unavailable');
+      assertRetryable(await sink.send(batchOf(events(1)), signal()), 'sink_unavailable');
       assert.equal(await count(schema), 2);
     });
 
@@ -320,18 +320,18 @@ for (const target of targets) {
         await locker.query(`LOCK TABLE ${schema}.events IN ACCESS EXCLUSIVE MODE`);
         for (const batch of [events(3), events(BIG, (i) => ({ timeMs: T0 + 1_000 + i }))]) {
           const t0 = performance.now();
-          assertRetryable(await sink.send(batch, signal()), 'sink_timeout');
+          assertRetryable(await sink.send(batchOf(batch), signal()), 'sink_timeout');
           assert.ok(performance.now() - t0 < 5_000);
         }
         const aborting = new AbortController();
         setTimeout(() => aborting.abort(), 50);
-        assertRetryable(await sink.send(events(2, (i) => ({ timeMs: T0 + 5_000 + i })), aborting.signal), 'sink_timeout');
+        assertRetryable(await sink.send(batchOf(events(2, (i) => ({ timeMs: T0 + 5_000 + i }))), aborting.signal), 'sink_timeout');
       } finally {
         await locker.query('ROLLBACK');
         await locker.end();
       }
       // Abandoned statements may still finish server-side; retries are idempotent either way.
-      const retry = await sink.send(events(4, (i) => ({ timeMs: T0 + 9_000 + i })), signal());
+      const retry = await sink.send(batchOf(events(4, (i) => ({ timeMs: T0 + 9_000 + i }))), signal());
       assertDelivered(retry, 4, 0);
       const stuck = await db.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity
@@ -356,7 +356,7 @@ for (const target of targets) {
         snmp(4, '1e999999'),
         event({ timeMs: Date.UTC(2024, 0, 15, 8, 1, 5), type: 'syslog', service: 'nginx', host: 'web01', severity: 'info', message: 'GET /api/status 200', data: syslogData, dataJson: JSON.stringify(syslogData) }),
       ];
-      assertDelivered(await sink.send(batch, signal()), batch.length, 0);
+      assertDelivered(await sink.send(batchOf(batch), signal()), batch.length, 0);
 
       const metrics = await db.query(`SELECT metric_name, value::text AS value, unit, instance, interface, host FROM ${schema}.metrics ORDER BY time`);
       assert.deepEqual(metrics.rows, [
@@ -390,7 +390,7 @@ for (const target of targets) {
       assert.equal(scheduled[0]?.intervalMs, RETENTION_INTERVAL_MS);
       const now = Date.now();
       const day = 86_400_000;
-      assertDelivered(await sink.send([event({ timeMs: now - 3 * day }), event({ timeMs: now - 1 * day }), event({ timeMs: now })], signal()), 3, 0);
+      assertDelivered(await sink.send(batchOf([event({ timeMs: now - 3 * day }), event({ timeMs: now - 1 * day }), event({ timeMs: now })]), signal()), 3, 0);
       await scheduled[0]!.task();
       assert.equal(await count(schema), 2);
       await scheduled[0]!.task(); // nothing left to delete: harmless

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
 import { eventId } from '../../src/pipeline/event-id.js';
 import { capString, storableString } from '../../src/pipeline/storable.js';
-import type { SendOutcome } from '../../src/sinks/sink.js';
+import type { SendBatch, SendOutcome } from '../../src/sinks/sink.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { tempDir } from '../helpers/events.js';
 import { MemorySink } from '../helpers/memory-sink.js';
@@ -24,9 +24,9 @@ const SEED = 20_260_101;
 /** Keeps every event it is sent, in order. */
 class RecordingSink extends MemorySink {
   readonly sent: IngestEvent[] = [];
-  override async send(events: readonly IngestEvent[]): Promise<SendOutcome> {
-    this.sent.push(...events);
-    return super.send(events);
+  override async send(batch: SendBatch): Promise<SendOutcome> {
+    this.sent.push(...batch.events());
+    return super.send(batch);
   }
 }
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { copyText, parseCopyText } from '../../src/pipeline/copy-text.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
-import { decodeEvents, encodeEvents, recordCopyText, RecordDecodeError } from '../../src/spool/record-codec.js';
+import { decodeEvents, encodeEvents, recordCopyText, RecordDecodeError, recordEvents } from '../../src/spool/record-codec.js';
 import { makeEvent, makeEvents } from '../helpers/events.js';
 
 // Text a COPY row must escape, and text that merely looks escaped.
@@ -73,6 +73,40 @@ describe('spool record payload', () => {
     const v1 = Buffer.from(JSON.stringify([1, [[e.id, e.timeMs, e.timeNanos, e.receivedAtMs, e.source, e.type, e.service, e.host, e.severity, e.message, e.data]]]));
     assert.deepEqual(decodeEvents(v1), [e]);
     assert.equal(recordCopyText(v1), null);
+  });
+
+  it('read back from disk, gives its count, rows and received time without decoding an event; events() decodes once', () => {
+    const events = makeEvents(0, 4).map((e, i) => ({ ...e, receivedAtMs: 1_755_882_690_123, timeNanos: i * 1001 }));
+    const payload = encodeEvents(events);
+    const view = recordEvents(payload, events.length);
+    assert.equal(view.eventCount, 4);
+    assert.equal(view.receivedAtMs, 1_755_882_690_123);
+    assert.equal(view.copyText?.toString('utf8'), copyText(events));
+    const decoded = view.events();
+    assert.deepEqual(decoded, events);
+    assert.equal(view.events(), decoded, 'decoded once, then kept');
+    // Rows whose data no longer parses: nothing is decoded until events() is called.
+    const broken = Buffer.from(payload.toString('utf8').replace('"message":', '"message"'));
+    const lazy = recordEvents(broken, events.length);
+    assert.equal(lazy.eventCount, 4);
+    assert.throws(() => lazy.events(), RecordDecodeError);
+    const empty = recordEvents(encodeEvents([]), 0);
+    assert.equal(empty.receivedAtMs, null);
+    assert.deepEqual(empty.events(), []);
+  });
+
+  it('read back from disk, refuses a payload whose rows do not match its frame, or that is not a record', () => {
+    const payload = encodeEvents(makeEvents(0, 3));
+    assert.throws(() => recordEvents(payload, 2), RecordDecodeError);
+    assert.throws(() => recordEvents(payload, 4), RecordDecodeError);
+    for (const bad of ['#3\n', '#2 nope\n', '{}', '']) assert.throws(() => recordEvents(Buffer.from(bad), 0), RecordDecodeError, bad);
+    // Version 1 records (earlier releases) are decoded at once, as before.
+    const e = makeEvent(7);
+    const v1 = Buffer.from(JSON.stringify([1, [[e.id, e.timeMs, e.timeNanos, e.receivedAtMs, e.source, e.type, e.service, e.host, e.severity, e.message, e.data]]]));
+    const view = recordEvents(v1, 1);
+    assert.deepEqual(view.events(), [e]);
+    assert.equal(view.receivedAtMs, e.receivedAtMs);
+    assert.equal(view.copyText, null);
   });
 
   it('refuses payloads it cannot read, with RecordDecodeError', () => {

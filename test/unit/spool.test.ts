@@ -44,7 +44,7 @@ async function readAll(spool: Spool, sink: SinkName, count: number): Promise<Arr
   for (let i = 0; i < count; i++) {
     const r = await reader.read(AbortSignal.timeout(5000));
     assert.ok(r !== null, 'record expected');
-    out.push({ seq: r.seq, ids: r.events.map((e) => e.id) });
+    out.push({ seq: r.seq, ids: r.events().map((e) => e.id) });
   }
   await reader.close();
   return out;
@@ -140,7 +140,7 @@ describe('Spool', () => {
     for (let seq = 1; seq <= 30; seq++) {
       const rec = await reader.read(AbortSignal.timeout(5000));
       assert.ok(rec !== null);
-      seen.push({ seq: rec.seq, events: rec.events.length });
+      seen.push({ seq: rec.seq, events: rec.eventCount });
     }
     assert.deepEqual(seen.map((r) => r.seq), Array.from({ length: 30 }, (_, i) => i + 1));
     for (const r of seen) assert.equal(r.events, held.has(r.seq) ? 5 : 0, `record ${r.seq}`);
@@ -253,7 +253,7 @@ describe('Spool', () => {
     const reader = again.reader('loki');
     const rec = await reader.read(AbortSignal.timeout(5000));
     assert.equal(rec?.seq, oldest);
-    assert.equal(rec?.events.length, 5);
+    assert.equal(rec?.eventCount, 5);
     await reader.close();
     await again.close();
   });

@@ -2,7 +2,7 @@ import type { LokiConfig } from '../../config/config.js';
 import { MothershipError } from '../../lib/errors.js';
 import type { IngestEvent } from '../../pipeline/event.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { SendOutcome, Sink, SinkHealth } from '../sink.js';
+import type { SendBatch, SendOutcome, Sink, SinkHealth } from '../sink.js';
 import { bodyExcerpt, classifyAnswer } from './answer.js';
 import { entryBytes, groupStreams, planPushes, type LokiEntry } from './batch.js';
 import { encodePush } from './encode.js';
@@ -202,8 +202,9 @@ export function createLokiSink(config: LokiConfig, logger: Logger, deps: LokiSin
       else log.warn({ ...fields, reason: health.reason }, 'loki is not ready yet; events wait in the spool until it is');
     },
 
-    async send(events: readonly IngestEvent[], signal: AbortSignal): Promise<SendOutcome> {
+    async send(sent: SendBatch, signal: AbortSignal): Promise<SendOutcome> {
       if (stopping !== null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'loki sink is shutting down') };
+      const events = sent.events();
       const entries = toEntries(events);
       const settle: Settle = (batch, rejected) => {
         const refused = new Map(rejected.map((r) => [r.position, r.error]));

@@ -1,9 +1,8 @@
 import pg from 'pg';
 import type { PgConnection, TsdbConfig } from '../../config/config.js';
 import { MothershipError } from '../../lib/errors.js';
-import type { IngestEvent } from '../../pipeline/event.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { CopyRows, SendOutcome, Sink, SinkHealth } from '../sink.js';
+import type { SendBatch, SendOutcome, Sink, SinkHealth } from '../sink.js';
 import { migrate, quoteIdent, type MigrationResult } from './migrations.js';
 import { createPool, DeadlineError, describePgTarget, withClient } from './pool.js';
 import { TsdbWriter, type WritePathCounts } from './writer.js';
@@ -131,11 +130,11 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
       );
     },
 
-    async send(events: readonly IngestEvent[], signal: AbortSignal, rows?: CopyRows): Promise<SendOutcome> {
+    async send(batch: SendBatch, signal: AbortSignal): Promise<SendOutcome> {
       if (stopping !== null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is shutting down') };
       if (writer === null) return { kind: 'retryable', error: new MothershipError('sink_unavailable', 'tsdb sink is not started') };
       try {
-        const { inserted, duplicates, duplicatePositions } = await writer.write(events, signal, rows);
+        const { inserted, duplicates, duplicatePositions } = await writer.write(batch, signal);
         return { kind: 'delivered', written: inserted, duplicates, duplicatePositions };
       } catch (err) {
         return classifyTsdbError(err, { target, timeoutMs: config.writeTimeoutMs });

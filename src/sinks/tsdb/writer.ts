@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { IngestEvent } from '../../pipeline/event.js';
 import { COPY_COLUMNS, copyText } from '../../pipeline/copy-text.js';
 import { formatPgTimestamp } from '../../pipeline/time.js';
-import type { CopyRows } from '../sink.js';
+import type { SendBatch } from '../sink.js';
 import { quoteIdent } from './migrations.js';
 import { withClient } from './pool.js';
 
@@ -100,22 +100,24 @@ export class TsdbWriter {
    * Throws `DeadlineError` past `timeoutMs` or on abort (the connection is discarded), or the
    * driver/server error otherwise; the sink classifies them.
    */
-  async write(events: readonly IngestEvent[], signal?: AbortSignal, rows?: CopyRows): Promise<WriteResult> {
-    if (events.length === 0) return { inserted: 0, duplicates: 0, duplicatePositions: [] };
+  async write(batch: SendBatch, signal?: AbortSignal): Promise<WriteResult> {
+    if (batch.size === 0) return { inserted: 0, duplicates: 0, duplicatePositions: [] };
     const limits = { deadline: this.now() + this.options.timeoutMs, signal, now: this.now };
     return withClient(this.pool, limits, async (client, remaining): Promise<WriteResult> => {
       if (!this.expectDuplicates) {
         try {
-          await this.writePlainCopy(client, events, rows);
+          await this.writePlainCopy(client, batch);
           this.paths.copy++;
-          return { inserted: events.length, duplicates: 0, duplicatePositions: [] };
+          return { inserted: batch.size, duplicates: 0, duplicatePositions: [] };
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
           this.paths.conflicts++;
           this.expectDuplicates = true;
         }
       }
-      const insertedIds = events.length >= this.copyThreshold ? await this.writeCopy(client, events, remaining, rows) : await this.writeUnnest(client, events);
+      // Only here are the events needed: for unnest's arrays and to match the ids returned.
+      const events = batch.events();
+      const insertedIds = events.length >= this.copyThreshold ? await this.writeCopy(client, batch, remaining) : await this.writeUnnest(client, events);
       this.paths.skipDuplicates++;
       this.expectDuplicates = this.options.optimistic === false || insertedIds.length < events.length;
       const duplicatePositions = positionsNotIn(events, insertedIds);
@@ -128,8 +130,8 @@ export class TsdbWriter {
    * `statement_timeout`; our own timer still ends it at the deadline. Fails as a whole, with
    * SQLSTATE 23505, if any row is already stored: when it succeeds, every row is new.
    */
-  private async writePlainCopy(client: pg.PoolClient, events: readonly IngestEvent[], rows: CopyRows | undefined): Promise<void> {
-    await pipeline(copySource(events, rows), client.query(copyFrom(`COPY ${this.events} (${COPY_COLUMNS}) FROM STDIN`)));
+  private async writePlainCopy(client: pg.PoolClient, batch: SendBatch): Promise<void> {
+    await pipeline(copySource(batch), client.query(copyFrom(`COPY ${this.events} (${COPY_COLUMNS}) FROM STDIN`)));
   }
 
   /**
@@ -137,13 +139,13 @@ export class TsdbWriter {
    * `INSERT … SELECT FROM staging ON CONFLICT DO NOTHING RETURNING id`, then `COMMIT`: three
    * round trips, on the conflict path only. Returns the ids of the rows inserted.
    */
-  private async writeCopy(client: pg.PoolClient, events: readonly IngestEvent[], remaining: () => number, rows: CopyRows | undefined): Promise<string[]> {
+  private async writeCopy(client: pg.PoolClient, batch: SendBatch, remaining: () => number): Promise<string[]> {
     const create = this.staged.has(client)
       ? ''
       : `CREATE TEMP TABLE IF NOT EXISTS ${this.staging} (LIKE ${this.events}) ON COMMIT DELETE ROWS;`;
     try {
       const copy = copyFrom(`BEGIN; ${create} SET LOCAL statement_timeout = ${serverTimeout(remaining())}; COPY ${this.staging} (${COPY_COLUMNS}) FROM STDIN`);
-      await pipeline(copySource(events, rows), client.query(copy));
+      await pipeline(copySource(batch), client.query(copy));
       const result = await client.query<{ id: string }>(
         `INSERT INTO ${this.events} (${COPY_COLUMNS}) SELECT ${COPY_COLUMNS} FROM ${this.staging} ON CONFLICT DO NOTHING RETURNING id`,
       );
@@ -238,6 +240,6 @@ export function* copyChunks(events: readonly IngestEvent[]): Generator<string> {
 }
 
 /** The rows already encoded (the spool's bytes, sent as they are) or, without them, encoded now. */
-function copySource(events: readonly IngestEvent[], rows: CopyRows | undefined): Readable {
-  return Readable.from(rows ?? copyChunks(events));
+function copySource(batch: SendBatch): Readable {
+  return Readable.from(batch.rows ?? copyChunks(batch.events()));
 }
