@@ -18,7 +18,7 @@ import { parseEnvelope } from '../src/pipeline/envelope.js';
 import { eventId } from '../src/pipeline/event-id.js';
 import type { BatchEnvelope, NormalizedBatch } from '../src/pipeline/event.js';
 import { normalizeBatch, type NormalizeContext } from '../src/pipeline/normalize.js';
-import { encodeFrame } from '../src/spool/frame.js';
+import { frameHeader } from '../src/spool/frame.js';
 import { encodeEvents } from '../src/spool/record-codec.js';
 import { encodeBatch, loadSamples, type RunSpec } from './payloads.js';
 
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     { name: '  of which: canonical JSON', floor: true, run: (i) => { for (const m of at(envelopes, i).messages) JSON.stringify(m); } },
     { name: '  of which: SHA-256 ids', floor: true, run: (i) => { for (const json of at(canonical, i)) eventId('content', 'edge-01', json, 0); } },
     { name: 'COPY rows (spool record)', floor: true, run: (i) => encodeEvents(at(normalized, i).events) },
-    { name: 'frame + CRC-32', floor: false, run: (i) => encodeFrame(i + 1, 1, BATCH, at(payloads, i)) },
+    { name: 'frame header + CRC-32', floor: false, run: (i) => frameHeader(i + 1, 1, BATCH, at(payloads, i)) },
   ];
 
   const avgBody = bodies.reduce((s, b) => s + b.length, 0) / bodies.length;

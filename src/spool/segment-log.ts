@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../telemetry/logger.js';
-import { checkFrame, encodeFrame } from './frame.js';
+import { checkFrame, FRAME_HEADER_BYTES, frameHeader } from './frame.js';
 
 const SEGMENT_RE = /^(\d{20})\.seg$/;
 const SCAN_CHUNK = 4 * 1024 * 1024;
@@ -82,10 +82,10 @@ export class SegmentLog {
     const appended: AppendedRecord[] = [];
     let offset = active.segment.size;
     for (const r of records) {
-      const frame = encodeFrame(this.next, r.targets, r.eventCount, r.payload);
-      frames.push(frame);
-      appended.push({ seq: this.next, segment: active.segment, offset, length: frame.length });
-      offset += frame.length;
+      const length = FRAME_HEADER_BYTES + r.payload.length;
+      frames.push(frameHeader(this.next, r.targets, r.eventCount, r.payload), r.payload);
+      appended.push({ seq: this.next, segment: active.segment, offset, length });
+      offset += length;
       this.next++;
     }
     try {
