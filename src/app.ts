@@ -128,7 +128,9 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
     await sink.start(AbortSignal.timeout(120_000));
   }
   const names = sinks.map((s) => s.name);
-  const spool = await Spool.open({ ...config.spool, sinks: names, logger, now: () => clock.now() });
+  // Loki builds its lines and labels from event objects; PostgreSQL takes the records' bytes.
+  const cacheEvents = names.includes('loki');
+  const spool = await Spool.open({ ...config.spool, sinks: names, cacheEvents, logger, now: () => clock.now() });
   if (spool.recovery.tornBytes > 0 || spool.recovery.quarantined.length > 0) {
     logger.warn({ tornBytes: spool.recovery.tornBytes, quarantined: spool.recovery.quarantined }, 'spool recovered from a crash');
   }

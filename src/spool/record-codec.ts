@@ -31,6 +31,17 @@ export function encodeEvents(events: readonly IngestEvent[]): Buffer {
   return Buffer.from(header + copyText(events), 'utf8');
 }
 
+/** A record just written, whose events are at hand. */
+export function decodedRecordEvents(events: readonly IngestEvent[], payload: Buffer): RecordEvents {
+  return { eventCount: events.length, events: () => events, copyText: recordCopyText(payload), receivedAtMs: events[0]?.receivedAtMs ?? null };
+}
+
+/** A record just written (so known to be whole), kept as bytes: decoded only if a sink asks. */
+export function appendedRecordEvents(payload: Buffer, eventCount: number, receivedAtMs: number | null): RecordEvents {
+  let decoded: IngestEvent[] | null = null;
+  return { eventCount, events: () => (decoded ??= decodeEvents(payload)), copyText: recordCopyText(payload), receivedAtMs };
+}
+
 /** The COPY rows of a version 2 payload, without copying; null for a version 1 payload. */
 export function recordCopyText(payload: Buffer): Buffer | null {
   if (payload[0] !== HASH) return null;

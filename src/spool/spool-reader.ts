@@ -47,16 +47,8 @@ export class SpoolReader {
       }
       const cached = this.spool.cached(this.nextSeq);
       if (cached !== undefined) {
-        const events = cached.events;
-        const record: SpoolRecord = {
-          seq: this.nextSeq,
-          targets: cached.targets,
-          eventCount: events.length,
-          events: () => events,
-          copyText: cached.copyText,
-          receivedAtMs: events[0]?.receivedAtMs ?? null,
-          bytes: cached.length,
-        };
+        const { eventCount, events, copyText, receivedAtMs } = cached;
+        const record: SpoolRecord = { seq: this.nextSeq, targets: cached.targets, eventCount, events, copyText, receivedAtMs, bytes: cached.length };
         this.position = { segment: cached.segment, offset: cached.offset + cached.length };
         this.nextSeq++;
         return record;

@@ -56,7 +56,7 @@ async function rig(overrides: Partial<LokiConfig> = {}, standinOptions: StandinO
       return outcome;
     },
   });
-  const spool = await Spool.open({ dir: path.join(dir, 'spool'), maxBytes: 64 * 1024 * 1024, segmentBytes: 1024 * 1024, fsync: false, memoryBytes: 4 * 1024 * 1024, sinks: ['loki'], logger, now: Date.now });
+  const spool = await Spool.open({ dir: path.join(dir, 'spool'), maxBytes: 64 * 1024 * 1024, segmentBytes: 1024 * 1024, fsync: false, memoryBytes: 4 * 1024 * 1024, cacheEvents: true, sinks: ['loki'], logger, now: Date.now });
   // Spool.close can race its own timed cursor write (both rename cursor.<sink>.json.tmp; the
   // loser gets ENOENT): not this suite's subject, and harmless here, so that one error is ignored.
   cleanups.push(() => spool.close().catch((err: unknown) => {

@@ -1,7 +1,9 @@
 /**
  * A row PostgreSQL refuses for good, inside a batch of good rows, driven through the real
  * delivery path (spool → worker → tsdb sink): only that row goes to the dead letters, every
- * other row lands, and the cursor moves on.
+ * other row lands, and the cursor moves on. The refusal is a CHECK constraint an operator
+ * added to the events table: rows the mothership writes are otherwise valid by construction,
+ * and the worker gets them back from the spool's bytes, as PostgreSQL does.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -41,7 +43,7 @@ for (const target of targets) {
           embedded: { dataDir: dir.dir, port: 0 },
         };
         const sink = createTsdbSink(config, connection, logger);
-        const spool = await Spool.open({ dir: path.join(dir.dir, 'spool'), maxBytes: 64 * 1024 * 1024, segmentBytes: 1024 * 1024, fsync: false, memoryBytes: 1024 * 1024, sinks: ['tsdb'], logger, now: Date.now });
+        const spool = await Spool.open({ dir: path.join(dir.dir, 'spool'), maxBytes: 64 * 1024 * 1024, segmentBytes: 1024 * 1024, fsync: false, memoryBytes: 1024 * 1024, cacheEvents: false, sinks: ['tsdb'], logger, now: Date.now });
         const deadLetters = await DeadLetterStore.open(path.join(dir.dir, 'dead'), 1024 * 1024, ['tsdb'], logger);
         const worker = new SinkWorker(sink, spool, deadLetters, logger, {
           window: 2,
@@ -53,16 +55,22 @@ for (const target of targets) {
         });
         try {
           await sink.start(AbortSignal.timeout(30_000));
+          const admin = await connect(connection);
+          try {
+            await admin.query(`ALTER TABLE ${schema}.events ADD CONSTRAINT no_refused CHECK (message IS DISTINCT FROM 'refused')`);
+          } finally {
+            await admin.end();
+          }
           worker.start();
           const events = makeEvents(0, size).map((e) => ({ ...e, receivedAtMs: Date.now() }));
-          // jsonb refuses this text (SQLSTATE 22P02): the kind of row no retry will ever fix.
-          events[Math.floor(size / 3)] = { ...makeEvent(99_999), receivedAtMs: Date.now(), dataJson: '{"broken": ' };
+          // The constraint refuses this row (SQLSTATE 23514): the kind of row no retry will ever fix.
+          events[Math.floor(size / 3)] = { ...makeEvent(99_999), receivedAtMs: Date.now(), message: 'refused' };
           const seq = await spool.append(events);
           const outcome = await worker.waitFor(seq, 30_000);
           assert.ok(outcome !== null, 'delivered within the wait');
           assert.equal(outcome.written, size - 1);
           assert.deepEqual(outcome.poison.map((p) => p.position), [Math.floor(size / 3)]);
-          assert.match(outcome.poison[0]?.error.message ?? '', /SQLSTATE 22P02/);
+          assert.match(outcome.poison[0]?.error.message ?? '', /SQLSTATE 23514/);
           assert.equal(deadLetters.count('tsdb'), 1);
           const listed = await deadLetters.list('tsdb', 0, 10);
           assert.equal(listed.items[0]?.event.id, makeEvent(99_999).id);

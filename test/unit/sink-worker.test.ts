@@ -38,6 +38,7 @@ async function rig(options: Partial<WorkerOptions> = {}, dir?: string, sink = ne
     maxBytes: 64 * 1024 * 1024,
     segmentBytes: 1024 * 1024,
     fsync: false,
+    cacheEvents: false,
     memoryBytes: 1024 * 1024,
     sinks: ['tsdb'],
     logger,

@@ -6,6 +6,7 @@ import { afterEach, describe, test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { MothershipError } from '../../src/lib/errors.js';
+import { copyText } from '../../src/pipeline/copy-text.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
 import type { SinkName } from '../../src/sinks/sink.js';
 import { SINK_BITS, Spool, type SpoolOptions } from '../../src/spool/spool.js';
@@ -24,6 +25,7 @@ async function openSpool(dir: string, overrides: Partial<SpoolOptions> = {}): Pr
     segmentBytes: 1024 * 1024,
     fsync: true,
     memoryBytes: 8 * 1024 * 1024,
+    cacheEvents: false,
     sinks: ['tsdb'],
     logger: silentLogger(),
     now: () => 0,
@@ -63,10 +65,10 @@ async function openFlagsOf(file: string): Promise<number> {
 }
 
 describe('Spool', () => {
-  test('concurrent appends get contiguous seqs and read back in order, from memory and from disk', async () => {
-    for (const memoryBytes of [8 * 1024 * 1024, 0]) {
+  test('concurrent appends get contiguous seqs and read back in order, from memory (as events or as bytes) and from disk', async () => {
+    for (const [memoryBytes, cacheEvents] of [[8 * 1024 * 1024, true], [8 * 1024 * 1024, false], [0, false]] as const) {
       const dir = await newDir();
-      const spool = await openSpool(dir, { memoryBytes });
+      const spool = await openSpool(dir, { memoryBytes, cacheEvents });
       const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => spool.append(makeEvents(i * 10, 10))));
       assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
       const records = await readAll(spool, 'tsdb', 50);
@@ -203,25 +205,33 @@ describe('Spool', () => {
     }
   });
 
-  test('a pending append the memory cache has no room for holds its bytes, not its decoded events', async () => {
+  test('an append keeps its decoded events only for a cache that holds events and has room', async () => {
     // A burst that outruns the disk queues appends; what they hold is what memory holds then.
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc') as () => void;
-    const dir = await newDir();
-    const spool = await openSpool(dir, { memoryBytes: 0 });
-    let events: IngestEvent[] | null = makeEvents(0, 200);
-    const held = new WeakRef(events);
-    // A WeakRef keeps its target alive until the end of the job that made it: start a new one.
-    await new Promise((resolve) => setImmediate(resolve));
-    // From here to the check, one synchronous stretch: the append is still pending.
-    const appended = spool.append(events);
-    events = null;
-    gc();
-    assert.equal(held.deref(), undefined, 'the events of a pending record that will not be cached are garbage');
-    const seq = await appended;
-    assert.equal(spool.cached(seq), undefined);
-    assert.equal((await readAll(spool, 'tsdb', 1))[0]?.ids.length, 200);
-    await spool.close();
+    const cases = [
+      { memoryBytes: 0, cacheEvents: true, kept: false, cached: false },
+      { memoryBytes: 8 * 1024 * 1024, cacheEvents: false, kept: false, cached: true },
+      { memoryBytes: 8 * 1024 * 1024, cacheEvents: true, kept: true, cached: true },
+    ];
+    for (const c of cases) {
+      const dir = await newDir();
+      const spool = await openSpool(dir, { memoryBytes: c.memoryBytes, cacheEvents: c.cacheEvents });
+      let events: IngestEvent[] | null = makeEvents(0, 200);
+      const held = new WeakRef(events);
+      // A WeakRef keeps its target alive until the end of the job that made it: start a new one.
+      await new Promise((resolve) => setImmediate(resolve));
+      // From here to the check, one synchronous stretch: the append is still pending.
+      const appended = spool.append(events);
+      events = null;
+      gc();
+      assert.equal(held.deref() !== undefined, c.kept, `events kept while pending: ${JSON.stringify(c)}`);
+      const seq = await appended;
+      assert.equal(spool.cached(seq) !== undefined, c.cached, `cached: ${JSON.stringify(c)}`);
+      assert.equal(spool.cached(seq)?.copyText?.length ?? 0, c.cached ? Buffer.byteLength(copyText(makeEvents(0, 200))) : 0);
+      assert.equal((await readAll(spool, 'tsdb', 1))[0]?.ids.length, 200);
+      await spool.close();
+    }
   });
 
   test('records can target one sink only', async () => {
