@@ -58,7 +58,7 @@ export const VARIABLES = [
   { name: 'SPOOL_MAX_BYTES', kind: int(1024 * 1024, 1024 * 1024 * MiB), default: String(1024 * MiB), description: 'Disk the spool may use; when full, /ingest answers 503 with Retry-After.' },
   { name: 'SPOOL_FSYNC', kind: { type: 'enum', values: ['always', 'never'] }, default: 'always', description: '`always`: a batch is fdatasync\'d (group commit) before it is acknowledged; `never` leaves flushing to the OS (survives a process crash, not a power cut).' },
   { name: 'SPOOL_SEGMENT_BYTES', kind: int(64 * 1024, 1024 * MiB), default: String(64 * MiB), description: 'Size at which the spool starts a new segment file.' },
-  { name: 'SPOOL_MEMORY_BYTES', kind: int(0, 16 * 1024 * MiB), default: String(32 * MiB), description: 'Memory for recent spool records kept decoded (estimated as 3.5× their bytes on disk), so caught-up sinks never read them back from disk.' },
+  { name: 'SPOOL_MEMORY_BYTES', kind: int(0, 16 * 1024 * MiB), default: String(32 * MiB), description: 'Memory for recent spool records, so caught-up sinks never read them back from disk: kept as bytes, or with Loki enabled as events (estimated at 3.5× their bytes on disk).' },
   { name: 'RETRY_BUDGET_HOURS', kind: { type: 'number', min: 0.001, max: 87_600 }, default: '168', description: 'How long a sink keeps retrying an event before it goes to the dead letters.' },
   { name: 'DEADLETTER_MAX_BYTES', kind: int(1024, 1024 * 1024 * MiB), default: String(256 * MiB), description: 'Disk the dead-letter files may use in all.' },
   // TimescaleDB / PostgreSQL
