@@ -41,9 +41,9 @@ export interface SinkHealth {
 export type CopyRows = readonly Buffer[];
 
 /**
- * The events of one send. A record read back from disk is bytes until something asks for its
- * events: a sink that sends `rows` as they are (PostgreSQL, on its usual path) never decodes
- * them, so catching up on a backlog costs no parsing.
+ * The events of one send. A spool record is bytes until something asks for its events: a sink
+ * that sends `rows` as they are (PostgreSQL, on its usual path) never decodes them, so neither
+ * keeping up nor catching up on a backlog costs parsing.
  */
 export interface SendBatch {
   /** How many events. */

@@ -38,8 +38,7 @@ export function decodedRecordEvents(events: readonly IngestEvent[], payload: Buf
 
 /** A record just written (so known to be whole), kept as bytes: decoded only if a sink asks. */
 export function appendedRecordEvents(payload: Buffer, eventCount: number, receivedAtMs: number | null): RecordEvents {
-  let decoded: IngestEvent[] | null = null;
-  return { eventCount, events: () => (decoded ??= decodeEvents(payload)), copyText: recordCopyText(payload), receivedAtMs };
+  return { eventCount, events: decodedOnFirstCall(payload), copyText: recordCopyText(payload), receivedAtMs };
 }
 
 /** The COPY rows of a version 2 payload, without copying; null for a version 1 payload. */
@@ -79,8 +78,13 @@ export function recordEvents(payload: Buffer, eventCount: number): RecordEvents 
   if (count !== eventCount || (rows.length > 0 && rows[rows.length - 1] !== NEWLINE)) {
     throw new RecordDecodeError(`record holds ${count} rows, its frame says ${eventCount}`);
   }
+  return { eventCount, events: decodedOnFirstCall(payload), copyText: rows, receivedAtMs: firstReceivedAtMs(rows) };
+}
+
+/** The payload's events, decoded on the first call and kept: a retried send gets the same objects. */
+function decodedOnFirstCall(payload: Buffer): () => readonly IngestEvent[] {
   let decoded: IngestEvent[] | null = null;
-  return { eventCount, events: () => (decoded ??= decodeV2(payload)), copyText: rows, receivedAtMs: firstReceivedAtMs(rows) };
+  return () => (decoded ??= decodeEvents(payload));
 }
 
 /** The received_at field (the second) of the first row, or null without rows. */

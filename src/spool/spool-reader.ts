@@ -3,8 +3,8 @@ import { FrameReader, type Segment } from './segment-log.js';
 import type { Spool } from './spool.js';
 
 /**
- * One record, as a sink worker gets it. Its events are objects already when it comes from the
- * spool's memory; read back from disk they are decoded only if a sink asks (`events()`).
+ * One record, as a sink worker gets it. Its events are objects already when the spool's memory
+ * kept them (Loki enabled); otherwise they are decoded from its bytes only if a sink asks.
  */
 export interface SpoolRecord extends RecordEvents {
   readonly seq: number;
