@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, countRows, dropSchema, verify, waitForLanding } from './db.js';
+import { ingestPoster } from './load.js';
 import { encodeBatch, loadSamples, type RunSpec } from './payloads.js';
 import { cpuSeconds, RssWatch, startServer, type ChildServer } from './server.js';
 
@@ -79,13 +80,13 @@ async function main(): Promise<number> {
 /** POSTs batch 0…n-1 over CONNECTIONS keep-alive connections; any answer but 200 is an error. */
 async function send(server: ChildServer, n: number, body: (i: number) => Buffer): Promise<number> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const post = ingestPoster(agent, { host: '127.0.0.1', port: server.port, gzip: true, token: null });
   const t0 = performance.now();
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < n) {
-      const payload = body(next++);
-      const status = await post(server.port, agent, payload);
-      if (status !== 200) throw new Error(`POST /ingest answered ${status}`);
+      const reply = await post(body(next++));
+      if (reply.status !== 200) throw new Error(`POST /ingest answered ${reply.status}: ${reply.body.slice(0, 200)}`);
     }
   };
   try {
@@ -94,18 +95,6 @@ async function send(server: ChildServer, n: number, body: (i: number) => Buffer)
     agent.destroy();
   }
   return (performance.now() - t0) / 1000;
-}
-
-function post(port: number, agent: http.Agent, payload: Buffer): Promise<number | undefined> {
-  return new Promise((resolve, reject) => {
-    const headers = { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': payload.length };
-    const req = http.request({ host: '127.0.0.1', port, path: '/ingest', method: 'POST', agent, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 function folderBytes(dir: string): number {

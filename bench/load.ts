@@ -71,24 +71,22 @@ export interface LoadResult {
   readonly aborted: boolean;
 }
 
-interface Reply { readonly status: number; readonly body: string; readonly retryAfter: string | undefined }
+export interface Reply { readonly status: number; readonly body: string; readonly retryAfter: string | undefined }
 
 const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_RETRY_AFTER_MS = 1_000;
 
 const newCounts = (): Counts => ({ requests: 0, ok: 0, unavailable: 0, otherStatus: 0, networkErrors: 0, okMessages: 0 });
 
-export async function runLoad(
-  target: LoadTarget,
-  pool: BatchPool,
-  signal: AbortSignal,
-  onSecond: (secondsIn: number, okMessagesThisSecond: number, all: Counts) => void,
-): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: target.connections });
+/** POST /ingest of one body over `agent`; resolves with the answer, rejects on a network error or after 30 s. */
+export function ingestPoster(
+  agent: http.Agent,
+  target: Pick<LoadTarget, 'host' | 'port' | 'gzip' | 'token'>,
+): (body: Uint8Array) => Promise<Reply> {
   const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
   if (target.gzip) headers['content-encoding'] = 'gzip';
   if (target.token !== null) headers['authorization'] = `Bearer ${target.token}`;
-  const post = (body: Uint8Array): Promise<Reply> => new Promise((resolve, reject) => {
+  return (body) => new Promise((resolve, reject) => {
     const req = http.request({ agent, host: target.host, port: target.port, path: '/ingest', method: 'POST',
       headers: { ...headers, 'content-length': body.byteLength } }, (res) => {
       const chunks: Buffer[] = [];
@@ -103,6 +101,16 @@ export async function runLoad(
     req.on('error', reject);
     req.end(body);
   });
+}
+
+export async function runLoad(
+  target: LoadTarget,
+  pool: BatchPool,
+  signal: AbortSignal,
+  onSecond: (secondsIn: number, okMessagesThisSecond: number, all: Counts) => void,
+): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: target.connections });
+  const post = ingestPoster(agent, target);
 
   const all = newCounts();
   const measured = newCounts();

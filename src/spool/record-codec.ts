@@ -31,14 +31,12 @@ export function encodeEvents(events: readonly IngestEvent[]): Buffer {
   return Buffer.from(header + copyText(events), 'utf8');
 }
 
-/** A record just written, whose events are at hand. */
-export function decodedRecordEvents(events: readonly IngestEvent[], payload: Buffer): RecordEvents {
-  return { eventCount: events.length, events: () => events, copyText: recordCopyText(payload), receivedAtMs: events[0]?.receivedAtMs ?? null };
-}
-
-/** A record just written (so known to be whole), kept as bytes: decoded only if a sink asks. */
-export function appendedRecordEvents(payload: Buffer, eventCount: number, receivedAtMs: number | null): RecordEvents {
-  return { eventCount, events: decodedOnFirstCall(payload), copyText: recordCopyText(payload), receivedAtMs };
+/**
+ * The events of a record whose payload is known to be whole: `events` when at hand, else
+ * decoded from the payload if a sink ever asks.
+ */
+export function wholeRecordEvents(payload: Buffer, eventCount: number, receivedAtMs: number | null, events: readonly IngestEvent[] | null): RecordEvents {
+  return { eventCount, events: events === null ? decodedOnFirstCall(payload) : () => events, copyText: recordCopyText(payload), receivedAtMs };
 }
 
 /** The COPY rows of a version 2 payload, without copying; null for a version 1 payload. */
@@ -70,7 +68,7 @@ export function recordEvents(payload: Buffer, eventCount: number): RecordEvents 
   if (payload[0] !== HASH) {
     // Version 1 (older releases): decoded at once, as it always was.
     const events = decodeV1(payload);
-    return { eventCount: events.length, events: () => events, copyText: null, receivedAtMs: events[0]?.receivedAtMs ?? null };
+    return wholeRecordEvents(payload, events.length, events[0]?.receivedAtMs ?? null, events);
   }
   const rows = v2Rows(payload).rows;
   let count = 0;
@@ -78,7 +76,7 @@ export function recordEvents(payload: Buffer, eventCount: number): RecordEvents 
   if (count !== eventCount || (rows.length > 0 && rows[rows.length - 1] !== NEWLINE)) {
     throw new RecordDecodeError(`record holds ${count} rows, its frame says ${eventCount}`);
   }
-  return { eventCount, events: decodedOnFirstCall(payload), copyText: rows, receivedAtMs: firstReceivedAtMs(rows) };
+  return wholeRecordEvents(payload, eventCount, firstReceivedAtMs(rows), null);
 }
 
 /** The payload's events, decoded on the first call and kept: a retried send gets the same objects. */

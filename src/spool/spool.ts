@@ -4,7 +4,7 @@ import type { SinkName } from '../sinks/sink.js';
 import type { Logger } from '../telemetry/logger.js';
 import { CursorStore } from './cursor-store.js';
 import { FRAME_HEADER_BYTES, MAX_EVENTS_PER_RECORD } from './frame.js';
-import { appendedRecordEvents, decodedRecordEvents, encodeEvents, type RecordEvents } from './record-codec.js';
+import { encodeEvents, wholeRecordEvents, type RecordEvents } from './record-codec.js';
 import { SegmentLog, type RecoveryReport, type Segment } from './segment-log.js';
 import { SpoolReader } from './spool-reader.js';
 
@@ -298,7 +298,7 @@ export class Spool {
             }
           }
           if (p.cached) {
-            const events = p.events === null ? appendedRecordEvents(p.payload, p.eventCount, p.receivedAtMs) : decodedRecordEvents(p.events, p.payload);
+            const events = wholeRecordEvents(p.payload, p.eventCount, p.receivedAtMs, p.events);
             this.cache.set(a.seq, { ...events, targets: p.targets, segment: a.segment, offset: a.offset, length: a.length });
           }
           p.resolve(a.seq);
