@@ -20,6 +20,7 @@ import { connect, countRows, dropSchema, verify, waitForLanding } from './db.js'
 import { ingestPoster } from './load.js';
 import { encodeBatch, loadSamples, type RunSpec } from './payloads.js';
 import { cpuSeconds, RssWatch, startServer, type ChildServer } from './server.js';
+import { SAMPLES_DIR } from '../test/helpers/samples.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const DATABASE_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -40,7 +41,7 @@ async function main(): Promise<number> {
   const workDir = path.join(os.tmpdir(), `mothership-${schema}`);
   const batches = Math.ceil(MESSAGES / BATCH);
   const run: RunSpec = { id: schema, samplesDir: '', baseMicros: (Date.now() - 3_600_000) * 1000, batchSize: BATCH, gzip: true };
-  const samples = loadSamples(path.resolve(repoRoot, '../shared/samples'));
+  const samples = loadSamples(SAMPLES_DIR);
   const db = await connect(DATABASE_URL);
   try {
     process.stderr.write(`phase 1: ${(batches * BATCH).toLocaleString('en-US')} messages while PostgreSQL is unreachable…\n`);

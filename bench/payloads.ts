@@ -1,5 +1,5 @@
 /**
- * Bench payloads: realistic EdgeBot messages built from ../shared/samples, made distinct per
+ * Bench payloads: realistic EdgeBot messages built from the EdgeBot samples in test/fixtures/samples, made distinct per
  * message so that every accepted message must land as exactly one row.
  *
  * A message is a pure function of (run, seq): the batch generator (worker threads), the COPY

@@ -23,9 +23,9 @@ import { parseOptions, redactUrl, USAGE, type BenchOptions } from './options.js'
 import { loadSamples, type RunSpec } from './payloads.js';
 import { formatOptions, formatReport, type BenchReport } from './report.js';
 import { cpuSeconds, healthStatus, machineBusySeconds, RssWatch, startServer, tail, type ChildServer } from './server.js';
+import { SAMPLES_DIR } from '../test/helpers/samples.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const samplesDir = path.resolve(repoRoot, '../shared/samples');
 const progress = (line: string): void => { process.stderr.write(`${line}\n`); };
 
 async function main(): Promise<number> {
@@ -63,7 +63,7 @@ async function main(): Promise<number> {
       if (await healthStatus(host, port) !== 200) throw new Error(`GET ${opts.url}/health did not answer 200`);
     }
 
-    const run: RunSpec = { id: benchSchema, samplesDir, baseMicros: (Date.now() - 3_600_000) * 1000, batchSize: opts.batch, gzip: opts.gzip };
+    const run: RunSpec = { id: benchSchema, samplesDir: SAMPLES_DIR, baseMicros: (Date.now() - 3_600_000) * 1000, batchSize: opts.batch, gzip: opts.gzip };
     const pool = await payloadPool(opts, run);
 
     const baseline = await countRows(db, schema);
@@ -114,7 +114,7 @@ async function main(): Promise<number> {
     const ceilingRows = Math.max(landing.landed, accepted);
     if (opts.ceiling && ceilingRows > 0 && !abort.signal.aborted) {
       progress(`COPY ceiling: ${ceilingRows.toLocaleString('en-US')} rows, with indexes then without…`);
-      ceiling = await copyCeiling(db, schema, ceilingSchema, ceilingRows, opts.copyBatch, loadSamples(samplesDir), run, abort.signal);
+      ceiling = await copyCeiling(db, schema, ceilingSchema, ceilingRows, opts.copyBatch, loadSamples(SAMPLES_DIR), run, abort.signal);
     }
 
     const report = buildReport({

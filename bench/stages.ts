@@ -21,6 +21,7 @@ import { normalizeBatch, type NormalizeContext } from '../src/pipeline/normalize
 import { frameHeader } from '../src/spool/frame.js';
 import { encodeEvents } from '../src/spool/record-codec.js';
 import { encodeBatch, loadSamples, type RunSpec } from './payloads.js';
+import { SAMPLES_DIR } from '../test/helpers/samples.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const BATCH = positive(process.env['BENCH_BATCH'] ?? '100', 'BENCH_BATCH');
@@ -43,7 +44,7 @@ function positive(text: string, name: string): number {
 }
 
 async function main(): Promise<void> {
-  const samples = loadSamples(path.resolve(repoRoot, '../shared/samples'));
+  const samples = loadSamples(SAMPLES_DIR);
   const run: RunSpec = { id: 'stages', samplesDir: '', baseMicros: Date.now() * 1000, batchSize: BATCH, gzip: GZIP };
   const batches = Math.max(1, Math.ceil(MESSAGES / BATCH));
   const bodies: Buffer[] = [];

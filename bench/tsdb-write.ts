@@ -35,7 +35,7 @@ const HOSTS = ['switch01', 'router01', 'ap01', 'firewall01', 'server01', 'web01'
 const METRICS = ['ifInOctets', 'ifOutOctets', 'hrProcessorLoad', 'sysUpTime', 'diskUsage', 'powerConsumption'];
 const PROGRAMS = ['nginx', 'mysql', 'app-server', 'sshd', 'kernel'];
 
-/** SNMP-like metrics and syslog-like lines, shaped like the samples in shared/samples. */
+/** SNMP-like metrics and syslog-like lines, shaped like the EdgeBot samples in test/fixtures/samples. */
 function makeEvents(count: number): IngestEvent[] {
   const events: IngestEvent[] = [];
   const start = Date.UTC(2025, 7, 22, 17, 0, 0);

@@ -2,17 +2,11 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** ../shared/samples, found from the working directory (npm test) or from this file (dist/test/helpers). */
-export const SAMPLES_DIR: string = findSamplesDir();
-
-function findSamplesDir(): string {
-  const candidates = [
-    path.resolve(process.cwd(), '../shared/samples'),
-    fileURLToPath(new URL('../../../../shared/samples', import.meta.url)),
-  ];
-  for (const dir of candidates) if (existsSync(dir)) return dir;
-  throw new Error(`samples not found; looked in ${candidates.join(', ')}`);
-}
+/**
+ * The EdgeBot samples the repository carries (test/fixtures/samples), resolved from this file so
+ * that the built tests (dist/test/helpers) and the benches find them from any working directory.
+ */
+export const SAMPLES_DIR: string = fileURLToPath(new URL('../../../test/fixtures/samples/', import.meta.url));
 
 export interface PayloadSample {
   readonly name: string;
