@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   // Sink level (never sent to clients as a request error; logged and counted)
   sink_unavailable: { status: 503, message: 'The sink is unreachable' },
   sink_timeout: { status: 503, message: 'The sink did not answer in time' },
+  sink_misconfigured: { status: 503, message: 'The sink is up but refuses us until its configuration, rights or extension are fixed (see the log and /health)' },
   sink_rejected: { status: 500, message: 'The sink refused the data for good' },
   sink_rate_limited: { status: 503, message: 'The sink asked us to slow down (HTTP 429); retry later' },
   // Loki refusals of single entries (dead-letter codes; see the Loki sink)

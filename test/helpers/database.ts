@@ -3,7 +3,9 @@
  * - `local`: the machine's server (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test),
  *   used when it answers within 2 s;
  * - `embedded`: our own embedded PostgreSQL (src/sinks/tsdb/embedded.ts) in a temp folder,
- *   started on first use, once per test file; `close()` it in `after`.
+ *   started on first use, once per test file; `close()` it in `after`;
+ * - `timescaledb`: a real TimescaleDB server (TEST_TIMESCALEDB_URL, set by .ci/run when the peers
+ *   are beside the clone), used when set and answering; otherwise its tests are skipped, saying so.
  * So a machine with no PostgreSQL still runs every database test, on the embedded one.
  * Each test works in its own schema (`t_<random>`), dropped afterwards.
  */
@@ -21,7 +23,7 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 export const DEFAULT_TEST_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface DatabaseTarget {
-  readonly name: 'local' | 'embedded';
+  readonly name: 'local' | 'embedded' | 'timescaledb';
   /** The server's connection (the embedded one starts on the first call). */
   connection(): Promise<PgConnection>;
   /** Stops what this target started. Idempotent. */
@@ -67,7 +69,33 @@ export async function databaseTargets(): Promise<DatabaseTarget[]> {
     console.log(`no PostgreSQL at ${local.host}:${local.port}/${local.database} (${problem}): database tests run on the embedded PostgreSQL only`);
   }
   targets.push(embeddedTarget());
+  const timescale = await timescaleConnection();
+  if (timescale.connection !== null) {
+    const connection = timescale.connection;
+    targets.push({ name: 'timescaledb', connection: async () => connection, close: async () => undefined });
+  }
   return targets;
+}
+
+/**
+ * The real TimescaleDB server of TEST_TIMESCALEDB_URL, or why there is none (printed once per
+ * test file, so a run without the peers says what it did not test).
+ */
+export async function timescaleConnection(): Promise<{ connection: PgConnection | null; skip: string | null }> {
+  const url = process.env['TEST_TIMESCALEDB_URL'];
+  if (url === undefined || url === '') {
+    const skip = 'TEST_TIMESCALEDB_URL is not set: the TimescaleDB tests are skipped (.ci/run sets it when the TimescaleDB peer is there)';
+    console.log(skip);
+    return { connection: null, skip };
+  }
+  const connection = connectionFromUrl(url);
+  const problem = await probe(connection);
+  if (problem !== null) {
+    const skip = `no TimescaleDB at ${connection.host}:${connection.port}/${connection.database} (${problem}): the TimescaleDB tests are skipped`;
+    console.log(skip);
+    return { connection: null, skip };
+  }
+  return { connection, skip: null };
 }
 
 /** An embedded PostgreSQL in a fresh temp folder, started on first use. */

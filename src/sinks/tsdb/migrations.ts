@@ -1,5 +1,7 @@
 import type pg from 'pg';
+import { MothershipError } from '../../lib/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { detectTimescale, notPermittedFix, planTimescale, type PlainReason, type TimescaleInfo } from './timescale.js';
 
 /**
  * Versioned schema migrations plus the per-start reconciliation of TimescaleDB policies.
@@ -10,16 +12,6 @@ import type { Logger } from '../../telemetry/logger.js';
  */
 
 export type TsdbMode = 'timescaledb' | 'postgresql';
-
-export interface TimescaleInfo {
-  /** The server offers the extension (`pg_available_extensions`). */
-  readonly available: boolean;
-  /** The extension is installed in this database. */
-  readonly installed: boolean;
-  readonly version: string | null;
-  /** Schema holding the extension's functions (`create_hypertable`, `time_bucket`, …). */
-  readonly schema: string | null;
-}
 
 export interface MigrationOptions {
   readonly schema: string;
@@ -35,30 +27,23 @@ export interface MigrationResult {
   readonly applied: readonly number[];
   /** How old events are deleted: a TimescaleDB policy, the sink's periodic DELETE, or never. */
   readonly retention: 'policy' | 'job' | 'none';
+  /** Why TimescaleDB is offered but not used, and the exact fix; null when there is nothing to fix. */
+  readonly plainBecause: { readonly reason: PlainReason | 'too_large_to_convert'; readonly fix: string } | null;
 }
+
+/**
+ * A plain events table found when TimescaleDB has become usable is converted at start-up up to
+ * this many rows (estimated): `create_hypertable(migrate_data)` rewrites the table under an
+ * exclusive lock, which takes seconds at this size. A larger table is left to the operator, with
+ * the statement to run in the log.
+ */
+export const CONVERT_MAX_ROWS = 1_000_000;
 
 /** 0x4D6F7468 = 'Moth': one lock for every mothership migration in the database. */
 const LOCK_SQL = 'SELECT pg_advisory_xact_lock(1299149928, 1)';
 
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
-}
-
-export async function detectTimescale(client: pg.ClientBase): Promise<TimescaleInfo> {
-  const { rows } = await client.query<{ available: boolean; version: string | null; schema: string | null }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
-            e.extversion AS version, n.nspname AS schema
-       FROM (SELECT 1) AS one
-       LEFT JOIN pg_extension e ON e.extname = 'timescaledb'
-       LEFT JOIN pg_namespace n ON n.oid = e.extnamespace`,
-  );
-  const row = rows[0];
-  return {
-    available: row?.available ?? false,
-    installed: row?.version != null,
-    version: row?.version ?? null,
-    schema: row?.schema ?? null,
-  };
 }
 
 interface Context {
@@ -201,19 +186,15 @@ export async function migrate(client: pg.ClientBase, options: MigrationOptions, 
       logger.warn({ schema: options.schema, database: newest, known: LATEST_VERSION }, 'tsdb: the database schema is newer than this build');
     }
 
-    let timescale = await detectTimescale(client);
-    let mode: TsdbMode;
-    if (done.has(1)) {
-      mode = timescale.installed && (await isHypertable(client, options.schema)) ? 'timescaledb' : 'postgresql';
-      if (mode === 'postgresql' && timescale.available) {
-        logger.info({ schema: options.schema }, 'tsdb: TimescaleDB is available but the events table was created as a plain table; staying in plain PostgreSQL mode');
-      }
-    } else {
-      timescale = await ensureTimescale(client, timescale, logger);
-      mode = timescale.installed ? 'timescaledb' : 'postgresql';
+    const found = await chooseMode(client, options, done.has(1), logger);
+    const { timescale, plainBecause } = found;
+    let mode = found.mode;
+    let ctx: Context = { client, logger, options, s, mode, ts: quoteIdent(timescale.schema ?? 'public') };
+    let converted = false;
+    if (found.convert) {
+      converted = await convertToHypertable({ ...ctx, mode: 'timescaledb' });
+      if (converted) ctx = { ...ctx, mode: (mode = 'timescaledb') };
     }
-
-    const ctx: Context = { client, logger, options, s, mode, ts: quoteIdent(timescale.schema ?? 'public') };
     const applied: number[] = [];
     for (const migration of MIGRATIONS) {
       if (done.has(migration.version)) continue;
@@ -227,40 +208,132 @@ export async function migrate(client: pg.ClientBase, options: MigrationOptions, 
     const retention = mode === 'timescaledb' ? await reconcileTimescale(ctx) : options.retentionDays > 0 ? 'job' : 'none';
     await client.query('COMMIT');
     if (applied.length > 0) logger.info({ schema: options.schema, applied, mode }, 'tsdb: migrations applied');
-    return { mode, timescale, applied, retention };
+    if (converted) logger.info({ schema: options.schema }, 'tsdb: the plain events table was converted to a TimescaleDB hypertable');
+    const tooLarge = found.convert && !converted
+      ? { reason: 'too_large_to_convert' as const, fix: convertFix(options) }
+      : null;
+    return { mode, timescale, applied, retention, plainBecause: plainBecause ?? tooLarge };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
 }
 
+interface ModeChoice {
+  readonly mode: TsdbMode;
+  readonly timescale: TimescaleInfo;
+  readonly plainBecause: MigrationResult['plainBecause'];
+  /** The events table exists as a plain table and TimescaleDB is now usable: convert it. */
+  readonly convert: boolean;
+}
+
+/** Decides plain PostgreSQL or TimescaleDB from what the server offers, enabling the extension when it may. */
+async function chooseMode(client: pg.ClientBase, options: MigrationOptions, tableExists: boolean, logger: Logger): Promise<ModeChoice> {
+  let timescale = await detectTimescale(client);
+  const hypertable = tableExists && timescale.installed && (await isHypertable(client, options.schema));
+  const plan = planTimescale(timescale, hypertable);
+  let plainBecause: MigrationResult['plainBecause'] = null;
+  switch (plan.action) {
+    case 'refuse':
+      throw new MothershipError('sink_misconfigured', `tsdb: the events table is a TimescaleDB hypertable but ${plan.reason === 'not_preloaded' ? 'the library is not preloaded' : 'the extension is too old'}: ${plan.fix}`);
+    case 'plain':
+      if (plan.fix !== null) {
+        plainBecause = { reason: plan.reason, fix: plan.fix };
+        logger.warn({ reason: plan.reason, fix: plan.fix }, 'tsdb: TimescaleDB is installed on the server but cannot be used; storing in plain PostgreSQL');
+      }
+      break;
+    case 'create': {
+      const created = await createExtension(client);
+      if (created === null) timescale = await detectTimescale(client);
+      else {
+        plainBecause = created;
+        logger.warn({ reason: created.reason, fix: created.fix }, 'tsdb: TimescaleDB is available but could not be enabled; storing in plain PostgreSQL');
+      }
+      break;
+    }
+    case 'use':
+      if (plan.note !== null) logger.info({ version: timescale.version }, `tsdb: ${plan.note}`);
+      break;
+  }
+  const usable = timescale.installed && plainBecause === null;
+  return {
+    mode: usable && (!tableExists || hypertable) ? 'timescaledb' : 'postgresql',
+    timescale,
+    plainBecause,
+    convert: usable && tableExists && !hypertable,
+  };
+}
+
+/**
+ * From the catalog table, not the `timescaledb_information` views: those call into the library,
+ * which ends the session when it is installed but not preloaded.
+ */
 async function isHypertable(client: pg.ClientBase, schema: string): Promise<boolean> {
   const { rowCount } = await client.query(
-    `SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = $1 AND hypertable_name = 'events'`,
+    `SELECT 1 FROM _timescaledb_catalog.hypertable WHERE schema_name = $1 AND table_name = 'events'`,
     [schema],
   );
   return (rowCount ?? 0) > 0;
 }
 
-async function ensureTimescale(client: pg.ClientBase, info: TimescaleInfo, logger: Logger): Promise<TimescaleInfo> {
-  if (info.installed || !info.available) return info;
+async function createExtension(client: pg.ClientBase): Promise<{ reason: PlainReason; fix: string } | null> {
   const failed = await attempt(client, 'timescaledb_extension', async () => {
     await client.query('CREATE EXTENSION IF NOT EXISTS timescaledb');
   });
-  if (failed === null) return detectTimescale(client);
+  if (failed === null) return null;
   const summary = pgErrorSummary(failed);
   if (summary.code === '42501') {
-    logger.info('tsdb: TimescaleDB is available but this role may not create the extension; using plain PostgreSQL');
-  } else {
-    logger.warn({ err: summary }, 'tsdb: TimescaleDB is available but could not be enabled; using plain PostgreSQL');
+    const role = (await client.query<{ role: string }>('SELECT current_user AS role')).rows[0]?.role ?? '?';
+    const database = (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0]?.db ?? '?';
+    return { reason: 'not_permitted', fix: notPermittedFix({ database }, role) };
   }
-  return info;
+  // Anything else the server said is not ours to hide: start-up fails with it, and is retried.
+  throw failed;
 }
 
-/** Settings that follow the configuration at every start (chunk size, compression, retention). */
+/** Converts the plain events table to a hypertable when it is small enough; false when left to the operator. */
+async function convertToHypertable(ctx: Context): Promise<boolean> {
+  const { client, s, ts, options, logger } = ctx;
+  const { rows } = await client.query<{ estimate: number }>(
+    `SELECT greatest(reltuples, 0)::float8 AS estimate FROM pg_class WHERE oid = $1::regclass`,
+    [`${s}.events`],
+  );
+  const estimate = rows[0]?.estimate ?? 0;
+  if (estimate > CONVERT_MAX_ROWS) {
+    logger.warn({ schema: options.schema, estimatedRows: Math.round(estimate), fix: convertFix(options) }, 'tsdb: TimescaleDB is now usable but the plain events table is too large to convert at start-up; staying in plain PostgreSQL mode');
+    return false;
+  }
+  await client.query(
+    `SELECT ${ts}.create_hypertable($1::regclass, 'time', chunk_time_interval => $2::interval, migrate_data => true)`,
+    [`${s}.events`, options.chunkInterval],
+  );
+  // The hypertable's own time index replaces the plain mode's BRIN index; the continuous
+  // aggregate replaces the plain view in `reconcileTimescale`.
+  await client.query(`DROP INDEX IF EXISTS ${s}.events_time_brin`);
+  return true;
+}
+
+function convertFix(options: MigrationOptions): string {
+  const events = `${quoteIdent(options.schema)}.events`;
+  return `to convert, stop the mothership and run in its database: SELECT create_hypertable('${events}', 'time', chunk_time_interval => INTERVAL '${options.chunkInterval}', migrate_data => true); DROP INDEX IF EXISTS ${quoteIdent(options.schema)}.events_time_brin; then start it again: it sets up compression, retention and the events_per_minute continuous aggregate`;
+}
+
+/** Settings that follow the configuration at every start (chunk size, compression, retention, the aggregate). */
 async function reconcileTimescale(ctx: Context): Promise<'policy' | 'job' | 'none'> {
   const { client, s, ts, options, logger } = ctx;
   const events = `${s}.events`;
+  // A table converted from plain mode (here or by the operator) still has the plain view.
+  const aggregate = await client.query(
+    `SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = $1 AND view_name = 'events_per_minute'`,
+    [options.schema],
+  );
+  if ((aggregate.rowCount ?? 0) === 0) {
+    const failed = await attempt(client, 'events_per_minute_view', async () => {
+      await client.query(`DROP VIEW IF EXISTS ${s}.events_per_minute`);
+      await createEventsPerMinute(ctx);
+    });
+    if (failed !== null) logger.warn({ err: pgErrorSummary(failed) }, 'tsdb: could not replace the events_per_minute view by a continuous aggregate');
+  }
   const chunk = await attempt(client, 'chunk_interval', async () => {
     await client.query(`SELECT ${ts}.set_chunk_time_interval($1::regclass, $2::interval)`, [events, options.chunkInterval]);
   });
@@ -316,7 +389,12 @@ async function attempt(client: pg.ClientBase, name: string, fn: () => Promise<vo
     await client.query(`RELEASE SAVEPOINT ${name}`);
     return null;
   } catch (err) {
-    await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+    try {
+      await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+    } catch {
+      // The session is gone (a FATAL error ends it): what the server said first is the news.
+      throw err;
+    }
     return err ?? new Error('unknown error');
   }
 }

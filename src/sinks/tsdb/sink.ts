@@ -28,6 +28,8 @@ export type TsdbDescription = {
   /** Known once the sink has started. */
   readonly mode?: MigrationResult['mode'];
   readonly timescaledb?: string;
+  /** How to make TimescaleDB usable, when the server offers it but the sink could not use it. */
+  readonly timescaledb_fix?: string;
   readonly retention?: MigrationResult['retention'];
 };
 
@@ -122,7 +124,8 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
           target,
           schema: config.schema,
           mode: migration.mode,
-          timescaledb: migration.timescale.version ?? (migration.timescale.available ? 'available, not enabled' : 'not available'),
+          timescaledb: timescaleState(migration),
+          ...(migration.plainBecause === null ? {} : { fix: migration.plainBecause.fix }),
           retention: migration.retention,
           applied: migration.applied,
         },
@@ -173,10 +176,22 @@ export function createTsdbSink(config: TsdbConfig, connection: PgConnection, log
     describe() {
       const base = { target, schema: config.schema, deployment: config.mode };
       if (migration === null) return base;
-      const version = migration.timescale.version;
-      return { ...base, mode: migration.mode, retention: migration.retention, ...(version === null ? {} : { timescaledb: version }) };
+      return {
+        ...base,
+        mode: migration.mode,
+        retention: migration.retention,
+        timescaledb: timescaleState(migration),
+        ...(migration.plainBecause === null ? {} : { timescaledb_fix: migration.plainBecause.fix }),
+      };
     },
   };
+}
+
+/** The extension's version in use, or why it is not used: for the start-up log and /health. */
+function timescaleState({ timescale, plainBecause, mode }: MigrationResult): string {
+  if (mode === 'timescaledb') return timescale.version ?? 'installed';
+  if (plainBecause !== null) return `${timescale.version ?? timescale.defaultVersion ?? ''} not used: ${plainBecause.reason.replaceAll('_', ' ')}`.trim();
+  return timescale.available ? 'available, not enabled' : 'not available';
 }
 
 function defaultSetTimer(task: () => Promise<void>, intervalMs: number): TimerHandle {
@@ -205,10 +220,11 @@ const DATA_CLASSES = new Set(['22', '23', '54']);
  * Messages carry the SQLSTATE and never parameters, values or passwords.
  */
 export function classifyTsdbError(err: unknown, context: { target: string; timeoutMs: number }): Exclude<SendOutcome, { kind: 'delivered' }> {
-  const retry = (code: 'sink_unavailable' | 'sink_timeout', message: string): Exclude<SendOutcome, { kind: 'delivered' }> => ({
+  const retry = (code: 'sink_unavailable' | 'sink_timeout' | 'sink_misconfigured', message: string): Exclude<SendOutcome, { kind: 'delivered' }> => ({
     kind: 'retryable',
     error: new MothershipError(code, message),
   });
+  if (err instanceof MothershipError) return { kind: 'retryable', error: err };
   if (err instanceof DeadlineError) {
     return err.reason === 'timeout'
       ? retry('sink_timeout', `tsdb: PostgreSQL at ${context.target} did not finish within ${context.timeoutMs} ms`)
@@ -223,7 +239,11 @@ export function classifyTsdbError(err: unknown, context: { target: string; timeo
         error: new MothershipError('sink_rejected', `tsdb: PostgreSQL refused the data (SQLSTATE ${sqlstate}: ${withoutValues(err.message)})`),
       };
     }
-    return retry('sink_unavailable', `tsdb: PostgreSQL at ${context.target} failed (SQLSTATE ${sqlstate}: ${withoutValues(err.message)})`);
+    const said = serverSaid(err);
+    if (CONFIGURATION_CLASSES.has(sqlstate.slice(0, 2)) || sqlstate === '42501' || err.severity === 'FATAL' || err.severity === 'PANIC') {
+      return retry('sink_misconfigured', `tsdb: PostgreSQL at ${context.target} refused: ${said}`);
+    }
+    return retry('sink_unavailable', `tsdb: PostgreSQL at ${context.target} failed: ${said}`);
   }
   if (err instanceof RangeError) {
     // Thrown while encoding a row (e.g. a time outside what Date can represent): bad data.
@@ -235,6 +255,19 @@ export function classifyTsdbError(err: unknown, context: { target: string; timeo
     return retry('sink_timeout', `tsdb: PostgreSQL at ${context.target} timed out (${code ?? message})`);
   }
   return retry('sink_unavailable', `tsdb: PostgreSQL at ${context.target} is unreachable (${code ?? message})`);
+}
+
+/**
+ * SQLSTATE classes that say the server is up and refuses us until someone changes its
+ * configuration, our credentials or the database (28 authorization, 3D no such database,
+ * 42501 insufficient privilege, and any FATAL such as an extension that must be preloaded).
+ */
+const CONFIGURATION_CLASSES = new Set(['28', '3D']);
+
+/** `FATAL XX000: message (hint: …)`: what the server said, as it said it, minus row values. */
+function serverSaid(err: pg.DatabaseError): string {
+  const hint = err.hint === undefined ? '' : ` (hint: ${withoutValues(err.hint.replace(/\s+/g, ' ').trim())})`;
+  return `${err.severity ?? 'ERROR'} ${err.code ?? '?'}: ${withoutValues(err.message)}${hint}`;
 }
 
 /** Quoted fragments of server messages may echo row values; keep the words, drop the values. */
