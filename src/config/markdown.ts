@@ -1,6 +1,9 @@
 import { VARIABLES, type VariableKind, type VariableSpec } from './variables.js';
 
-/** The README's configuration table, generated from the variables table so the two cannot drift. */
+/** The page that holds the generated configuration table, relative to the repository root. */
+export const CONFIG_DOC = 'docs/CONFIGURATION.md';
+
+/** The configuration table of CONFIG_DOC, generated from the variables table so the two cannot drift. */
 export function configTableMarkdown(): string {
   const rows = (VARIABLES as readonly VariableSpec[]).map(
     (v) => `| \`${v.name}\` | ${v.default === undefined ? '—' : `\`${v.default}\``} | ${kindText(v.kind)} | ${v.description}${v.secret === true ? ' *(secret: never logged)*' : ''} |`,
@@ -26,10 +29,10 @@ function kindText(kind: VariableKind): string {
 export const TABLE_START = '<!-- config-table:start -->';
 export const TABLE_END = '<!-- config-table:end -->';
 
-/** `readme` with the text between the markers replaced by the current table. */
-export function withConfigTable(readme: string): string {
-  const start = readme.indexOf(TABLE_START);
-  const end = readme.indexOf(TABLE_END);
-  if (start < 0 || end < start) throw new Error(`README has no ${TABLE_START} … ${TABLE_END} markers`);
-  return `${readme.slice(0, start + TABLE_START.length)}\n${configTableMarkdown()}\n${readme.slice(end)}`;
+/** `page` (the text of CONFIG_DOC) with the text between the markers replaced by the current table. */
+export function withConfigTable(page: string): string {
+  const start = page.indexOf(TABLE_START);
+  const end = page.indexOf(TABLE_END);
+  if (start < 0 || end < start) throw new Error(`${CONFIG_DOC} has no ${TABLE_START} … ${TABLE_END} markers`);
+  return `${page.slice(0, start + TABLE_START.length)}\n${configTableMarkdown()}\n${page.slice(end)}`;
 }

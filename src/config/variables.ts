@@ -1,7 +1,7 @@
 /**
  * Every environment variable the mothership reads, with its type, default and meaning.
- * This table is the single source for parsing (`load.ts`) and for the README's configuration
- * table (`npm run docs:config`); a test fails when the two drift.
+ * This table is the single source for parsing (`load.ts`) and for the configuration table in
+ * docs/CONFIGURATION.md (`npm run docs:config`); a test fails when the two drift.
  */
 export type VariableKind =
   | { readonly type: 'string' }

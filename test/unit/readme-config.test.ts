@@ -1,13 +1,27 @@
+/** The generated configuration table (docs/CONFIGURATION.md) matches the variables the code reads. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { withConfigTable } from '../../src/config/markdown.js';
+import { CONFIG_DOC, withConfigTable } from '../../src/config/markdown.js';
 import { VARIABLES } from '../../src/config/variables.js';
 
-const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+const page = readFileSync(new URL(`../../../${CONFIG_DOC}`, import.meta.url), 'utf8');
 
-test('the README configuration table matches the variables the code reads (run `npm run docs:config`)', () => {
-  assert.equal(readme, withConfigTable(readme));
+test(`the ${CONFIG_DOC} configuration table matches the variables the code reads (run \`npm run docs:config\`)`, () => {
+  assert.equal(page, withConfigTable(page));
+});
+
+test(`every variable the code reads has a row in ${CONFIG_DOC}`, () => {
+  for (const v of VARIABLES) assert.ok(page.includes(`\n| \`${v.name}\` |`), v.name);
+});
+
+test('withConfigTable refuses a page without the markers, and replaces a stale table', () => {
+  assert.throws(() => withConfigTable('# Configuration\n\nno table here\n'), /markers/);
+  const stale = '# c\n<!-- config-table:start -->\n| `OLD_VARIABLE` | — | string | gone |\n<!-- config-table:end -->\n';
+  const fresh = withConfigTable(stale);
+  assert.ok(!fresh.includes('OLD_VARIABLE'));
+  assert.ok(fresh.includes('| `SERVER_PORT` |'));
+  assert.equal(withConfigTable(fresh), fresh);
 });
 
 test('every variable of the seed contract is still read', () => {
