@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config, PgConnection } from './config/config.js';
 import { DeadLetterStore } from './deadletter/store.js';
-import { healthReport } from './delivery/health-report.js';
+import { catchUpSeconds, healthReport } from './delivery/health-report.js';
 import { SinkWorker } from './delivery/sink-worker.js';
 import { BearerAuth } from './http/auth.js';
 import { Credentials, type ReloadReport } from './http/credentials.js';
@@ -51,8 +51,12 @@ export interface App {
   readonly workers: readonly SinkWorker[];
   /** Listens on the configured host/port; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(): Promise<string>;
-  /** Graceful and idempotent: refuse new batches, finish in-flight requests, drain sinks, close everything. */
-  close(): Promise<void>;
+  /**
+   * Graceful and idempotent: refuse new batches, finish in-flight requests, let the sinks drain
+   * the spool for up to `drainMs` (default SHUTDOWN_TIMEOUT_MS), close everything. After a failed
+   * start-up, 0: nothing was served, and what the spool holds stays there for the next start.
+   */
+  close(drainMs?: number): Promise<void>;
   /**
    * SIGHUP: re-reads AUTH_TOKENS_FILE and the TLS files without dropping connections. A file
    * that fails keeps what was in force (logged at error level). Never throws.
@@ -114,8 +118,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }
 }
 
-/** The app around a given set of sinks (tests pass in-memory ones). Takes ownership of `cleanups`. */
+/**
+ * The app around a given set of sinks (tests pass in-memory ones). Takes ownership of `cleanups`:
+ * if assembling fails, they run (after the workers and the spool started so far are stopped).
+ */
 export async function assembleApp(config: Config, deps: AppDeps, setups: readonly SinkSetup[], cleanups: Cleanup[] = []): Promise<App> {
+  try {
+    return await assemble(config, deps, setups, cleanups);
+  } catch (err) {
+    await runCleanups(cleanups, deps.logger);
+    throw err;
+  }
+}
+
+async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetup[], cleanups: Cleanup[]): Promise<App> {
   const { logger } = deps;
   const clock = deps.clock ?? systemClock;
   if (setups.length === 0) throw new MothershipError('config_invalid', 'No sink is enabled: set TSDB_ENABLED=true or LOKI_ENABLED=true');
@@ -131,12 +147,20 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
   // Loki builds its lines and labels from event objects; PostgreSQL takes the records' bytes.
   const cacheEvents = names.includes('loki');
   const spool = await Spool.open({ ...config.spool, sinks: names, cacheEvents, logger, now: () => clock.now() });
+  // Until the app is handed over, a failure stops the workers started so far and closes the
+  // spool (its cursors persisted) before the caller's clean-ups run; close() does it afterwards.
+  const workerList: SinkWorker[] = [];
+  let handedOver = false;
+  cleanups.unshift(async () => {
+    if (handedOver) return;
+    await Promise.all(workerList.map((w) => w.drainAndStop(0)));
+    await spool.close();
+  });
   if (spool.recovery.tornBytes > 0 || spool.recovery.quarantined.length > 0) {
     logger.warn({ tornBytes: spool.recovery.tornBytes, quarantined: spool.recovery.quarantined }, 'spool recovered from a crash');
   }
   const deadLetters = await DeadLetterStore.open(config.delivery.deadLetterDir, config.delivery.deadLetterMaxBytes, names, logger);
   const inflight = new InflightBudget(config.server.maxInflightBytes);
-  const workerList: SinkWorker[] = [];
   const writePaths = setups.find((s) => s.writePaths !== undefined)?.writePaths;
   const metrics = new Metrics({
     spoolBytes: () => spool.totalBytes,
@@ -151,6 +175,8 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
           backlogEvents: backlog.events,
           backlogBytes: backlog.bytes,
           oldestUndeliveredAgeSeconds: status.oldestUndeliveredAgeMs / 1000,
+          drainRatePerSecond: status.drainRatePerSecond,
+          catchUpSeconds: catchUpSeconds(backlog.events, status.healthy ? status.drainRatePerSecond : 0) ?? -1,
           circuit: status.circuit,
           deadLetters: deadLetters.count(w.sink.name),
         };
@@ -169,8 +195,8 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
         ...(s.coalesce === undefined ? {} : { coalesce: s.coalesce }),
       }),
   );
-  workerList.push(...workers);
   for (const w of workers) {
+    workerList.push(w);
     w.start();
     const backlog = spool.backlogOf(w.sink.name);
     if (backlog.events > 0) logger.info({ sink: w.sink.name, events: backlog.events, bytes: backlog.bytes }, 'delivering spooled backlog');
@@ -201,6 +227,7 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
   credentials.attach(http.server);
 
   let closing: Promise<void> | null = null;
+  handedOver = true;
   return {
     http,
     spool,
@@ -216,10 +243,10 @@ export async function assembleApp(config: Config, deps: AppDeps, setups: readonl
     reload() {
       return credentials.reload();
     },
-    close() {
+    close(drainMs = config.server.shutdownTimeoutMs) {
       closing ??= (async () => {
         accepting = false;
-        const deadline = clock.now() + config.server.shutdownTimeoutMs;
+        const deadline = clock.now() + drainMs;
         try {
           await closeHttp(http, config.server.shutdownTimeoutMs, logger);
           const remaining = Math.max(0, deadline - clock.now());

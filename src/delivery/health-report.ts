@@ -15,6 +15,10 @@ export interface SinkHealthView {
   backlog_events?: number;
   backlog_bytes?: number;
   oldest_undelivered_age_seconds?: number;
+  /** Events stored per second over the last 10 s. */
+  drain_rate_events_per_second?: number;
+  /** The backlog divided by the drain rate: 0 when caught up, null while nothing drains. */
+  catch_up_seconds?: number | null;
   dead_letters?: number;
   details?: Readonly<Record<string, unknown>>;
 }
@@ -69,6 +73,8 @@ export async function healthReport(deps: HealthReportDeps): Promise<HealthBody> 
       backlog_events: backlog.events,
       backlog_bytes: backlog.bytes,
       oldest_undelivered_age_seconds: Math.round(status.oldestUndeliveredAgeMs / 1000),
+      drain_rate_events_per_second: Math.round(status.drainRatePerSecond),
+      catch_up_seconds: catchUpSeconds(backlog.events, status.healthy ? status.drainRatePerSecond : 0),
       dead_letters: deps.deadLetters.count(name),
     };
     const reason = check?.health.healthy === false ? check.health.reason : status.lastError;
@@ -93,4 +99,11 @@ export async function healthReport(deps: HealthReportDeps): Promise<HealthBody> 
   else if (full) body.reason = 'spool full: sinks are behind; batches are refused with 503 until they catch up';
   else if (!allHealthy) body.reason = 'a sink is failing; batches are spooled and will be delivered when it recovers';
   return body;
+}
+
+/** The backlog at the current drain rate: 0 when there is none, null while nothing drains (or the sink is failing). */
+export function catchUpSeconds(backlogEvents: number, drainRatePerSecond: number): number | null {
+  if (backlogEvents <= 0) return 0;
+  if (drainRatePerSecond <= 0) return null;
+  return Math.ceil(backlogEvents / drainRatePerSecond);
 }

@@ -7,7 +7,9 @@ import type { SpoolReader, SpoolRecord } from '../spool/spool-reader.js';
 import type { IngestEvent } from '../pipeline/event.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { AnswerWait } from './answer-wait.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
+import { DrainRate } from './drain-rate.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit-breaker.js';
 
 export interface WorkerOptions {
@@ -51,6 +53,8 @@ export interface WorkerStatus {
   readonly inFlight: number;
   /** ms since the oldest event not yet delivered was received; 0 when caught up. */
   readonly oldestUndeliveredAgeMs: number;
+  /** Events delivered per second, recently (0 when idle). */
+  readonly drainRatePerSecond: number;
 }
 
 const RECENT_OUTCOMES = 4096;
@@ -74,6 +78,10 @@ export class SinkWorker {
   private loop: Promise<void> | null = null;
   private drainTarget = Number.POSITIVE_INFINITY;
   private wake: (() => void) | null = null;
+  private readonly answerWait = new AnswerWait();
+  private readonly drainRate: DrainRate;
+  /** The highest seq handed to a send (or skipped): records after it wait in the spool. */
+  private taken: number;
 
   constructor(
     readonly sink: Sink,
@@ -85,6 +93,8 @@ export class SinkWorker {
     this.breaker = new CircuitBreaker(options.circuit, options.now);
     this.bit = SINK_BITS[sink.name];
     this.acked = spool.ackedSeq(sink.name);
+    this.taken = this.acked;
+    this.drainRate = new DrainRate(options.now);
   }
 
   start(): void {
@@ -101,7 +111,7 @@ export class SinkWorker {
   waitFor(seq: number, timeoutMs: number): Promise<RecordOutcome | null> {
     const known = this.recent.get(seq);
     if (known !== undefined) return Promise.resolve(known);
-    if (seq <= this.acked) return Promise.resolve(null);
+    if (seq <= this.acked || timeoutMs <= 0) return Promise.resolve(null);
     return new Promise((resolve) => {
       const list = this.waiters.get(seq) ?? [];
       const onDone = (o: RecordOutcome): void => {
@@ -115,11 +125,24 @@ export class SinkWorker {
           if (rest.length === 0) this.waiters.delete(seq);
           else this.waiters.set(seq, rest);
         }
+        this.answerWait.recordTimeout();
         resolve(null);
       }, timeoutMs);
       list.push(onDone);
       this.waiters.set(seq, list);
     });
+  }
+
+  /**
+   * How long the answer for record `seq` (of `events` events) may wait for this sink, at most `ceilingMs`: 0 (answer
+   * `queued` at once) unless waiting can pay: the sink is healthy (circuit closed, last send
+   * stored), caught up (no more than one window of records waits ahead of this one) and fast
+   * (see AnswerWait).
+   */
+  answerWaitMs(seq: number, events: number, ceilingMs: number): number {
+    if (this.breaker.state !== 'closed' || this.lastError !== null) return 0;
+    if (seq - 1 - this.taken > this.options.window) return 0;
+    return this.answerWait.waitMs(events, ceilingMs);
   }
 
   status(): WorkerStatus {
@@ -132,6 +155,7 @@ export class SinkWorker {
       lastError: this.lastError,
       inFlight: this.inFlight.size,
       oldestUndeliveredAgeMs: Number.isFinite(oldest) ? Math.max(0, this.options.now() - oldest) : 0,
+      drainRatePerSecond: this.drainRate.perSecond(),
     };
   }
 
@@ -165,6 +189,7 @@ export class SinkWorker {
         }
         const unit = await this.readUnit(reader, signal);
         if (unit === null) continue;
+        this.taken = reader.next - 1;
         if (unit.batch.size === 0) {
           this.finishUnit(unit, { written: 0, duplicates: 0, poison: [] });
           continue;
@@ -257,7 +282,9 @@ export class SinkWorker {
         }
         const startedMs = this.options.now();
         const result = await deliverGuarded(this.sink, unit, signal);
-        this.options.metrics?.sinkWriteSeconds(this.sink.name, (this.options.now() - startedMs) / 1000);
+        const tookMs = this.options.now() - startedMs;
+        this.options.metrics?.sinkWriteSeconds(this.sink.name, tookMs / 1000);
+        this.answerWait.recordWrite(tookMs, unit.batch.size, result.kind === 'delivered');
         if (result.kind === 'delivered') {
           this.breaker.success();
           this.lastError = null;
@@ -374,6 +401,7 @@ export class SinkWorker {
       next++;
     }
     if (next - 1 > this.acked) {
+      this.drainRate.add(doneEvents);
       this.acked = next - 1;
       this.spool.ack(this.sink.name, this.acked, doneEvents, bytes);
     }

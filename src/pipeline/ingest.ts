@@ -55,7 +55,10 @@ export interface IngestOptions {
   readonly maxStringBytes: number;
   /** Null or absent: no rate limit. */
   readonly admission?: Admission | null;
-  /** How long the answer waits for each sink to store the batch before reporting it `queued`. 0: never waits. */
+  /**
+   * The most the answer waits for each sink to store the batch before reporting it `queued`
+   * (0: never waits); the worker shortens it to 0 when waiting cannot pay (SinkWorker.answerWaitMs).
+   */
   readonly waitMs: Readonly<Partial<Record<SinkName, number>>>;
   readonly metrics?: Metrics;
 }
@@ -136,8 +139,8 @@ export class Ingestor {
     this.options.metrics?.nodeSeen(admitted.source, admitted.accepted, admitted.receivedAtMs);
     const outcomes = await Promise.all(
       this.workers.map((w) => {
-        const waitMs = this.options.waitMs[w.sink.name] ?? 0;
-        return waitMs > 0 ? w.waitFor(seq, waitMs) : Promise.resolve(null);
+        const ceilingMs = this.options.waitMs[w.sink.name] ?? 0;
+        return ceilingMs > 0 ? w.waitFor(seq, w.answerWaitMs(seq, admitted.accepted, ceilingMs)) : Promise.resolve(null);
       }),
     );
     return this.counted(this.answer(admitted, outcomes));

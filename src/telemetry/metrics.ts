@@ -17,6 +17,8 @@ export interface MetricsSource {
     readonly backlogEvents: number;
     readonly backlogBytes: number;
     readonly oldestUndeliveredAgeSeconds: number;
+    readonly drainRatePerSecond: number;
+    readonly catchUpSeconds: number;
     readonly circuit: 'closed' | 'half_open' | 'open';
     readonly deadLetters: number;
   }>;
@@ -85,6 +87,24 @@ export class Metrics {
       registers,
       collect() {
         for (const s of source.sinks()) this.set({ sink: s.name }, s.oldestUndeliveredAgeSeconds);
+      },
+    });
+    new Gauge({
+      name: 'mothership_sink_drain_rate_events_per_second',
+      help: 'Events the sink stored per second over the last 10 s (how fast a backlog drains).',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        for (const s of source.sinks()) this.set({ sink: s.name }, s.drainRatePerSecond);
+      },
+    });
+    new Gauge({
+      name: 'mothership_sink_catch_up_seconds',
+      help: 'Estimated time for the sink to drain its backlog at the current drain rate (0 when caught up, -1 when not draining).',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        for (const s of source.sinks()) this.set({ sink: s.name }, s.catchUpSeconds);
       },
     });
     new Gauge({

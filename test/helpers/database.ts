@@ -160,11 +160,30 @@ export interface TcpProxy {
   readonly port: number;
   /** Stops listening and cuts every open connection, like a server that vanished. */
   cut(): Promise<void>;
+  /** Holds every chunk this long in each direction from now on, like a server answering slowly (0: none). */
+  setDelay(ms: number): void;
 }
 
 /** A TCP forwarder to `target`, to make a server disappear under a running client (and, on the same `listenPort`, come back). */
 export async function tcpProxy(target: { host: string; port: number }, listenPort = 0): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
+  let delayMs = 0;
+  /** Forwards `from` to `to`, each chunk after the delay in force when it arrived, in order. */
+  const forward = (from: net.Socket, to: net.Socket): void => {
+    let chain = Promise.resolve();
+    from.on('data', (chunk: Buffer) => {
+      if (delayMs === 0) {
+        chain = chain.then(() => void to.write(chunk));
+        return;
+      }
+      const wait = delayMs;
+      chain = chain.then(() => new Promise<void>((resolve) => setTimeout(() => {
+        if (!to.destroyed) to.write(chunk);
+        resolve();
+      }, wait)));
+    });
+    from.on('end', () => void chain.then(() => to.end()));
+  };
   const server = net.createServer((inbound) => {
     const outbound = net.connect(target.port, target.host);
     for (const s of [inbound, outbound]) {
@@ -172,7 +191,8 @@ export async function tcpProxy(target: { host: string; port: number }, listenPor
       s.on('error', () => undefined);
       s.on('close', () => sockets.delete(s));
     }
-    inbound.pipe(outbound).pipe(inbound);
+    forward(inbound, outbound);
+    forward(outbound, inbound);
   });
   await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));
   const address = server.address();
@@ -183,6 +203,9 @@ export async function tcpProxy(target: { host: string; port: number }, listenPor
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();
       await closed;
+    },
+    setDelay(ms) {
+      delayMs = ms;
     },
   };
 }

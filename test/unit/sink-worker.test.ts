@@ -230,3 +230,29 @@ describe('SinkWorker', () => {
     assert.equal(r.sink.sends, before + 1);
   });
 });
+
+describe('SinkWorker: when an answer waits', () => {
+  test('a healthy, caught-up sink lets the answer wait; an unhealthy one or a backlog ahead answers at once', async () => {
+    const r = await rig();
+    r.worker.start();
+    const first = await r.spool.append(makeEvents(0, 5));
+    assert.ok(r.worker.answerWaitMs(first, 5, 10_000) > 0, 'healthy and caught up');
+    assert.deepEqual(await r.worker.waitFor(first, r.worker.answerWaitMs(first, 5, 10_000)), { written: 5, duplicates: 0, poison: [] });
+
+    r.sink.down = true;
+    const failing = await r.spool.append(makeEvents(100, 5));
+    await until(() => r.worker.status().lastError !== null);
+    assert.equal(r.worker.answerWaitMs(failing + 1, 5, 10_000), 0, 'a failing sink: answer queued at once');
+
+    // Many records wait behind the failing one: after recovery, a new batch behind that backlog does not wait.
+    const backlog = [];
+    for (let i = 0; i < 20; i++) backlog.push(await r.spool.append(makeEvents(1_000 + i * 5, 5)));
+    r.sink.down = false;
+    await until(() => r.worker.status().lastError === null, r.clock);
+    const behind = await r.spool.append(makeEvents(5_000, 5));
+    if (r.spool.ackedSeq('tsdb') < behind - 1 - 4) assert.equal(r.worker.answerWaitMs(behind, 5, 10_000), 0, 'a backlog ahead: no wait');
+    await until(() => r.spool.ackedSeq('tsdb') === behind, r.clock);
+    assert.ok(r.worker.answerWaitMs(behind + 1, 5, 10_000) > 0, 'caught up again');
+    assert.ok(r.worker.status().drainRatePerSecond >= 0);
+  });
+});
