@@ -12,8 +12,11 @@
  * - gzip on/off, batch 10/100/1000, connections 8/32/128: the load (bench/load.ts).
  * - Loki on: a LokiStandin (test/helpers/loki-standin.ts, faithful push API) in this process;
  *   the server gets LOKI_ENABLED=true and LOKI_URL pointing at it.
- * - TimescaleDB vs plain: the server makes `events` a hypertable whenever the extension is
- *   available; without it in pg_available_extensions the row says so.
+ * - TimescaleDB vs plain: the server makes `events` a hypertable when it can use the extension
+ *   (installed or creatable, and preloaded), plain PostgreSQL otherwise. Every run reports the mode
+ *   its server chose (/health) and the PostgreSQL version; the table's header says which was
+ *   measured. `--timescaledb` runs the whole matrix against the TimescaleDB server
+ *   (BENCH_TIMESCALEDB_URL, else TEST_TIMESCALEDB_URL); run it once each way to compare.
  * - dedup on/off: dedup is always on. Ids are deterministic and the unique index on (id, time)
  *   is what makes a resend (after a lost answer, a crash, a replay of the spool) harmless: an
  *   "off" switch would trade the delivery promise for speed, so the matrix does not offer one.
@@ -24,14 +27,15 @@
  * - the ingest path alone: the base run also drives the same load against a server whose sink
  *   stores nothing (bench/ingest-path-server.ts), for its CPU per message.
  *
- * Options: --duration S (5), --warmup S (1), --full, --json, --database-url URL, --env K=V (to every run).
+ * Options: --duration S (5), --warmup S (1), --full, --json, --database-url URL | --timescaledb, --env K=V (to every run).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LokiStandin } from '../test/helpers/loki-standin.js';
-import { connect } from './db.js';
+import type { DatabaseMode } from './database-mode.js';
+import { chooseDatabase, redactUrl } from './options.js';
 import type { BenchReport } from './report.js';
 
 interface Case {
@@ -53,31 +57,25 @@ interface Row { readonly c: Case; readonly r: BenchReport | null; readonly error
 const here = path.dirname(fileURLToPath(import.meta.url));
 const progress = (s: string): void => { process.stderr.write(`${s}\n`); };
 
-const USAGE = `Usage: npm run bench:matrix -- [--duration S] [--warmup S] [--full] [--json] [--database-url URL] [--env K=V]…`;
+const USAGE = `Usage: npm run bench:matrix -- [--duration S] [--warmup S] [--full] [--json] [--database-url URL | --timescaledb] [--env K=V]…
+  --timescaledb   the TimescaleDB server of BENCH_TIMESCALEDB_URL, else TEST_TIMESCALEDB_URL (fails when neither is set)`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: process.argv.slice(2), strict: true,
     options: {
       duration: { type: 'string' }, warmup: { type: 'string' }, full: { type: 'boolean' }, json: { type: 'boolean' },
-      'database-url': { type: 'string' }, env: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
+      'database-url': { type: 'string' }, timescaledb: { type: 'boolean' }, env: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) { process.stdout.write(`${USAGE}\n`); return 0; }
   const duration = Number(values.duration ?? '5');
   const warmup = Number(values.warmup ?? '1');
   if (!(duration > 0) || !(warmup >= 0)) throw new Error('--duration/--warmup: expected positive numbers');
-  const databaseUrl = values['database-url'] ?? process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const database = chooseDatabase(values['database-url'], values.timescaledb === true, process.env);
+  const databaseUrl = database.url;
   const extraEnv = values.env ?? [];
-
-  const db = await connect(databaseUrl);
-  let timescale: boolean;
-  try {
-    const r = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_available_extensions WHERE name = 'timescaledb'`);
-    timescale = r.rows[0]?.n !== '0';
-  } finally {
-    await db.end();
-  }
+  progress(`[matrix] database: ${redactUrl(databaseUrl)} (${database.from})`);
 
   const base: Case = { name: 'base', gzip: true, batch: 100, connections: 32, loki: false, ceiling: true, ingestPath: true };
   const variant: Case = { ...base, ceiling: false, ingestPath: false };
@@ -112,10 +110,13 @@ async function main(): Promise<number> {
   }
 
   const ceiling = rows[0]?.r?.ceiling ?? null;
+  const modes = measuredModes(rows);
+  const mode = modes.length === 1 ? modes[0] ?? null : null;
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ timescale, ceiling, runs: rows.map((x) => ({ case: x.c, error: x.error, report: x.r })) }, null, 2)}\n`);
+    const summary = { label: modes.map((m) => m.label).join(' / ') || 'unknown (no run reported)', mode: mode?.mode ?? 'unknown', databaseUrl: redactUrl(databaseUrl), from: database.from, details: mode };
+    process.stdout.write(`${JSON.stringify({ database: summary, timescale: mode?.mode === 'timescaledb', ceiling, runs: rows.map((x) => ({ case: x.c, error: x.error, report: x.r })) }, null, 2)}\n`);
   } else {
-    process.stdout.write(`\n${formatTable(rows, ceiling?.indexedRowsPerSecond ?? null, ceiling?.noIndexRowsPerSecond ?? null, timescale, duration, warmup, rows[0]?.r?.ingestPath ?? null)}\n`);
+    process.stdout.write(`\n${formatTable(rows, ceiling, modes, duration, warmup, rows[0]?.r?.ingestPath ?? null)}\n`);
   }
   return rows.some((x) => x.r === null || x.r.integrity.missing > 0 || x.r.integrity.duplicates > 0) ? 1 : 0;
 }
@@ -151,10 +152,26 @@ function runCase(c: Case, duration: number, warmup: number, databaseUrl: string,
   });
 }
 
+/** The database modes the runs reported, one entry per distinct label (one, unless the server changed under the matrix). */
+function measuredModes(rows: readonly Row[]): DatabaseMode[] {
+  const byLabel = new Map<string, DatabaseMode>();
+  for (const { r } of rows) if (r !== null && !byLabel.has(r.database.label)) byLabel.set(r.database.label, r.database);
+  return [...byLabel.values()];
+}
+
 function formatTable(
-  rows: readonly Row[], copyIndexed: number | null, copyNoIndex: number | null, timescale: boolean, duration: number, warmup: number,
+  rows: readonly Row[], ceiling: BenchReport['ceiling'], modes: readonly DatabaseMode[], duration: number, warmup: number,
   ingestPath: BenchReport['ingestPath'],
 ): string {
+  const copyIndexed = ceiling?.indexedRowsPerSecond ?? null;
+  const copyNoIndex = ceiling?.noIndexRowsPerSecond ?? null;
+  const only = modes.length === 1 ? modes[0] : undefined;
+  const database = only !== undefined ? only.label
+    : modes.length === 0 ? 'unknown (no run reported)' : `MIXED: ${modes.map((m) => m.label).join(' / ')}`;
+  const timescaleLine = only === undefined ? 'TimescaleDB: see the database line'
+    : only.mode === 'timescaledb' ? `TimescaleDB: every run wrote to a hypertable (TimescaleDB ${only.timescaledb ?? '?'}); plain PostgreSQL not measured here`
+      : only.mode === 'postgresql' ? `TimescaleDB: ${only.timescaledb ?? 'not used'} (every run is plain PostgreSQL; --timescaledb measures the TimescaleDB server)`
+        : 'TimescaleDB: the servers did not say their mode';
   const int = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : Math.round(n).toLocaleString('en-US'));
   const fix = (n: number | null | undefined, d = 1): string => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(d));
   const head = ['case', 'gzip', 'batch', 'conn', 'Loki', 'msg/s', 'p50 ms', 'p99 ms', '503', 'e2e rows/s', '÷COPY', 'RSS MiB', 'µs/msg', 'dup/miss'];
@@ -173,14 +190,15 @@ function formatTable(
     .map((x) => `  ${x.c.name}: ${(x.r?.warnings ?? []).join('; ')}`);
   return [
     `mothership bench matrix (${duration} s measured + ${warmup} s warm-up per run; spool fsync on, dedup on; node ${process.version})`,
+    `database: ${database}`,
     '',
     ...lines,
     ...(warned.length > 0 ? ['', 'warnings:', ...warned] : []),
     '',
-    `COPY ceiling (same table and indexes, measured in the base run): ${int(copyIndexed)} rows/s; without indexes ${int(copyNoIndex)} rows/s`,
+    `COPY ceiling (same table and indexes${ceiling?.table === 'hypertable' ? `, a hypertable with ${ceiling.chunkInterval ?? '?'} chunks like the server's` : ceiling?.table === 'plain' ? ', a plain table like the server\'s' : ''}, measured in the base run): ${int(copyIndexed)} rows/s; without indexes ${int(copyNoIndex)} rows/s`,
     `ingest path alone (base load, a sink that stores nothing: HTTP + inflate + parse + normalize + spool): ${ingestPath === null ? 'n/a'
       : `${fix(ingestPath.cpuMicrosPerMessage)} µs/msg at ${int(ingestPath.messagesPerSecond)} msg/s, p99 ${fix(ingestPath.p99Ms)} ms, RSS ${fix(ingestPath.rssPeakMiB)} MiB`}`,
-    `TimescaleDB: ${timescale ? 'the timescaledb extension is available: every run used a hypertable (plain PostgreSQL not measured)' : 'n/a: no timescaledb extension (every run is plain PostgreSQL)'}`,
+    timescaleLine,
     'dedup: always on (unique (id, time) index; new rows by plain COPY, a batch meeting a stored row redone with ON CONFLICT DO NOTHING)',
     'msg/s: accepted (2xx) in the measured window; e2e: rows landed ÷ (first send → last row landed);',
     'µs/msg: server process CPU (all threads) ÷ accepted messages; open loop: latency from each batch\'s due time.',

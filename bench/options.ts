@@ -7,6 +7,8 @@ export interface BenchOptions {
   /** Target an already-running mothership instead of starting one. */
   readonly url: string | null;
   readonly databaseUrl: string;
+  /** Where databaseUrl came from, for the report (e.g. "--timescaledb: BENCH_TIMESCALEDB_URL"). */
+  readonly databaseFrom: string;
   /** Schema of the events table; only chosen by the user with --url (otherwise a fresh bench_<ts>). */
   readonly schema: string | null;
   readonly batch: number;
@@ -33,9 +35,13 @@ export interface BenchOptions {
   readonly ingestPath: boolean;
 }
 
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
 export const USAGE = `Usage: npm run bench -- [options]
   --url URL             bench a running mothership (loopback only); needs --database-url
-  --database-url URL    PostgreSQL for the server and the checks   [BENCH_DATABASE_URL, postgres://postgres@127.0.0.1:5432/test]
+  --database-url URL    PostgreSQL for the server and the checks   [BENCH_DATABASE_URL, ${DEFAULT_DATABASE_URL}]
+  --timescaledb         use the TimescaleDB server instead: BENCH_TIMESCALEDB_URL, else TEST_TIMESCALEDB_URL
+                        (fails when neither is set; not with --database-url)
   --schema NAME         with --url: schema of its events table      [BENCH_SCHEMA, public]
   --batch N             messages per request                        [BENCH_BATCH, 100]
   --connections N       concurrent keep-alive clients               [BENCH_CONNECTIONS, 32]
@@ -64,6 +70,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     options: {
       url: { type: 'string' },
       'database-url': { type: 'string' },
+      timescaledb: { type: 'boolean' },
       schema: { type: 'string' },
       batch: { type: 'string' },
       connections: { type: 'string' },
@@ -113,9 +120,12 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
   const gzip = values['no-gzip'] === true ? false : values.gzip === true ? true : gzipEnv === undefined ? true : !/^(0|false|no|off)$/i.test(gzipEnv);
   const schema = pick(values.schema, 'SCHEMA') ?? (url !== null ? 'public' : null);
 
+  const database = chooseDatabase(values['database-url'], values.timescaledb === true, env);
+
   return Object.freeze({
     url,
-    databaseUrl: pick(values['database-url'], 'DATABASE_URL') ?? 'postgres://postgres@127.0.0.1:5432/test',
+    databaseUrl: database.url,
+    databaseFrom: database.from,
     schema,
     batch: Math.floor(req(num(values.batch, 'BATCH', 100, 1, 100_000))),
     connections: Math.floor(req(num(values.connections, 'CONNECTIONS', 32, 1, 4096))),
@@ -135,6 +145,26 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     ceiling: values['no-ceiling'] !== true,
     ingestPath: values['no-ingest-path'] !== true && url === null,
   });
+}
+
+/**
+ * The PostgreSQL to bench against: --database-url, or with --timescaledb the TimescaleDB server
+ * (BENCH_TIMESCALEDB_URL, else the tests' TEST_TIMESCALEDB_URL), else BENCH_DATABASE_URL, else the
+ * machine's default. The matrix chooses the same way.
+ */
+export function chooseDatabase(flag: string | undefined, timescaledb: boolean, env: NodeJS.ProcessEnv): { url: string; from: string } {
+  if (timescaledb) {
+    if (flag !== undefined) throw new Error('--timescaledb and --database-url both name the database: give one of them');
+    for (const name of ['BENCH_TIMESCALEDB_URL', 'TEST_TIMESCALEDB_URL']) {
+      const url = nonEmpty(env[name]);
+      if (url !== undefined) return { url, from: `--timescaledb: ${name}` };
+    }
+    throw new Error('--timescaledb: set BENCH_TIMESCALEDB_URL (or TEST_TIMESCALEDB_URL) to the TimescaleDB server, e.g. postgres://postgres@127.0.0.1:5433/test, or give --database-url');
+  }
+  if (flag !== undefined) return { url: flag, from: '--database-url' };
+  const fromEnv = nonEmpty(env['BENCH_DATABASE_URL']);
+  if (fromEnv !== undefined) return { url: fromEnv, from: 'BENCH_DATABASE_URL' };
+  return { url: DEFAULT_DATABASE_URL, from: 'default' };
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

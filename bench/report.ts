@@ -2,9 +2,13 @@
  * The bench's figures as one plain object (printed as JSON with --json) and as a readable table.
  * Integrity problems become warnings that are printed loudly, never buried in a number.
  */
+import { formatMode, type DatabaseMode } from './database-mode.js';
+
 export interface BenchReport {
   readonly command: string;
   readonly options: Readonly<Record<string, unknown>>;
+  /** What was measured: the server's mode (its /health) and the PostgreSQL version. */
+  readonly database: DatabaseMode;
   readonly target: { readonly mode: 'child' | 'url'; readonly url: string; readonly schema: string; readonly serverLog: string | null };
   readonly generator: {
     readonly pregeneratedBatches: number; readonly pregenSeconds: number; readonly pregenMiB: number;
@@ -42,6 +46,8 @@ export interface BenchReport {
   } | null;
   readonly ceiling: {
     readonly rows: number; readonly copyBatch: number;
+    /** `hypertable`: the ceiling tables are hypertables like the server's (TimescaleDB mode). */
+    readonly table: 'plain' | 'hypertable'; readonly chunkInterval: string | null;
     readonly indexedRowsPerSecond: number; readonly noIndexRowsPerSecond: number;
     readonly ratioToIndexed: number; readonly ratioToNoIndex: number;
   } | null;
@@ -58,6 +64,7 @@ export function formatOptions(options: Readonly<Record<string, unknown>>): strin
 export function formatReport(r: BenchReport): string {
   const l = r.load;
   const lines: Array<[string, string]> = [
+    ['database', formatMode(r.database)],
     ['target', `${r.target.mode === 'child' ? 'child server' : 'running server'} ${r.target.url}, schema ${r.target.schema}`],
     ['payload pool', `${int(r.generator.pregeneratedBatches)} batches pre-generated in ${fix(r.generator.pregenSeconds, 2)} s (${fix(r.generator.pregenMiB)} MiB)` +
       (r.generator.toppedUpBatches > 0 ? `; ${int(r.generator.toppedUpBatches)} more generated during the run (clients waited ${fix(r.generator.stalledSeconds, 2)} s in all)` : '')],
@@ -89,7 +96,9 @@ export function formatReport(r: BenchReport): string {
   if (r.ceiling !== null) {
     const c = r.ceiling;
     lines.push(
-      ['COPY ceiling', `${int(c.indexedRowsPerSecond)} rows/s   (${int(c.rows)} rows, COPY per ${int(c.copyBatch)}, same indexes)`],
+      ['COPY ceiling', `${int(c.indexedRowsPerSecond)} rows/s   (${int(c.rows)} rows, COPY per ${int(c.copyBatch)}, same indexes, ${c.table === 'hypertable'
+        ? `into a hypertable with the server's ${c.chunkInterval ?? '?'} chunks, no continuous aggregate`
+        : 'into a plain table'})`],
       ['  no indexes', `${int(c.noIndexRowsPerSecond)} rows/s`],
       ['ratio', `end-to-end ÷ COPY = ${fix(c.ratioToIndexed, 3)}   (÷ no-index COPY = ${fix(c.ratioToNoIndex, 3)})`],
     );

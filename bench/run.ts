@@ -6,7 +6,11 @@
  *   npm run bench -- --duration 10 --connections 8 --no-gzip
  *   npm run bench -- --env SPOOL_FSYNC=false --env LOKI_ENABLED=true --json > bench.json
  *   npm run bench -- --url http://127.0.0.1:8080 --database-url postgres://… --schema public
+ *   npm run bench -- --timescaledb                  # the TimescaleDB server of BENCH_TIMESCALEDB_URL / TEST_TIMESCALEDB_URL
  *
+ * The report says which database it measured ("TimescaleDB 2.28.3 on PostgreSQL 15.20" or
+ * "plain PostgreSQL 15.20"), from the server's /health and `SHOW server_version`; the COPY
+ * ceiling goes into tables of the same kind (hypertables when the server uses one).
  * Without --url, the server runs as a child on a free loopback port, against a fresh schema
  * bench_<timestamp> (dropped at the end unless --keep). `--help` lists every option.
  * Exit code 1 when accepted messages are missing or doubled in the table; timings never fail it.
@@ -17,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatchPool } from './batch-pool.js';
 import { copyCeiling, type Ceiling } from './ceiling.js';
+import { databaseMode, formatMode, type DatabaseMode } from './database-mode.js';
 import { connect, countRows, dropSchema, verify, waitForLanding, type Db } from './db.js';
 import { quantile, runLoad, type LoadResult, type LoadTarget } from './load.js';
 import { parseOptions, redactUrl, USAGE, type BenchOptions } from './options.js';
@@ -62,6 +67,8 @@ async function main(): Promise<number> {
       port = Number(u.port || 80);
       if (await healthStatus(host, port) !== 200) throw new Error(`GET ${opts.url}/health did not answer 200`);
     }
+    const database = await databaseMode(db, host, port);
+    progress(`database: ${formatMode(database)}`);
 
     const run: RunSpec = { id: benchSchema, samplesDir: SAMPLES_DIR, baseMicros: (Date.now() - 3_600_000) * 1000, batchSize: opts.batch, gzip: opts.gzip };
     const pool = await payloadPool(opts, run);
@@ -118,7 +125,7 @@ async function main(): Promise<number> {
     }
 
     const report = buildReport({
-      opts, shown, schema, server, stopped, load, pool, accepted, landing, check, ceiling, ingestPath,
+      opts, shown, database, schema, server, stopped, load, pool, accepted, landing, check, ceiling, ingestPath,
       rss: rss === null ? null : { start: rssStart ?? 0, peak: rss.peakKiB, final: rss.lastKiB },
       cpu: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
       busy: busy0 === null || busy1 === null ? null : busy1 - busy0,
@@ -208,7 +215,7 @@ async function cleanUp(db: Db, opts: BenchOptions, schemas: readonly string[], w
 function shownOptions(opts: BenchOptions, schema: string): Record<string, unknown> {
   return {
     url: opts.url ?? '(start dist/src/main.js)',
-    'database-url': redactUrl(opts.databaseUrl),
+    'database-url': `${redactUrl(opts.databaseUrl)} (${opts.databaseFrom})`,
     schema,
     batch: opts.batch,
     connections: opts.connections,
@@ -229,7 +236,7 @@ function shownOptions(opts: BenchOptions, schema: string): Record<string, unknow
 }
 
 interface Parts {
-  readonly opts: BenchOptions; readonly shown: Record<string, unknown>; readonly schema: string; readonly url: string;
+  readonly opts: BenchOptions; readonly shown: Record<string, unknown>; readonly database: DatabaseMode; readonly schema: string; readonly url: string;
   readonly server: ChildServer | null; readonly stopped: string | null; readonly load: LoadResult; readonly pool: BatchPool; readonly accepted: number;
   readonly landing: Awaited<ReturnType<typeof waitForLanding>>; readonly check: Awaited<ReturnType<typeof verify>>;
   readonly ceiling: Ceiling | null;
@@ -267,11 +274,16 @@ function buildReport(p: Parts): BenchReport {
   if (logLines !== null && logLines > 0) warnings.push(`the server logged ${logLines} lines at warn or above`);
   if (p.stopped !== null && !p.stopped.startsWith('exit 0')) warnings.push(`the server did not stop cleanly: ${p.stopped}`);
   if (load.aborted) warnings.push('interrupted: figures are partial');
-
   const c = p.ceiling;
+  if (p.database.mode === 'unknown') warnings.push('the server\'s /health did not say whether it writes to TimescaleDB or plain PostgreSQL');
+  if (c !== null && p.database.mode !== 'unknown' && (c.table.kind === 'hypertable') !== (p.database.mode === 'timescaledb')) {
+    warnings.push(`the COPY ceiling went into a ${c.table.kind === 'hypertable' ? 'hypertable' : 'plain table'}, yet the server says ${p.database.label}: the ratio compares unlike tables`);
+  }
+
   return {
     command: ['node', ...process.argv.slice(1).map((x) => path.relative(process.cwd(), x) || x)].join(' '),
     options: p.shown,
+    database: p.database,
     target: { mode: p.server === null ? 'url' : 'child', url: p.url, schema: p.schema, serverLog: opts.keep ? p.server?.logPath ?? null : null },
     generator: {
       pregeneratedBatches: p.pool.stats.pregenerated, pregenSeconds: p.pool.stats.pregenSeconds,
@@ -298,6 +310,7 @@ function buildReport(p: Parts): BenchReport {
     ingestPath: p.ingestPath,
     ceiling: c === null ? null : {
       rows: c.indexed.rows, copyBatch: opts.copyBatch,
+      table: c.table.kind, chunkInterval: c.table.kind === 'hypertable' ? c.table.chunkInterval : null,
       indexedRowsPerSecond: c.indexed.rowsPerSecond, noIndexRowsPerSecond: c.noIndex.rowsPerSecond,
       ratioToIndexed: c.indexed.rowsPerSecond > 0 ? rowsPerSecond / c.indexed.rowsPerSecond : 0,
       ratioToNoIndex: c.noIndex.rowsPerSecond > 0 ? rowsPerSecond / c.noIndex.rowsPerSecond : 0,

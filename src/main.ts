@@ -37,16 +37,49 @@ async function main(): Promise<void> {
     logger.info(summary, 'starting');
     logger.debug({ config: describeConfig(config) }, 'effective configuration');
   }
-  let app: App;
+  let app: App | null = null;
   try {
     app = await buildApp(config, { logger });
     await app.listen();
   } catch (err) {
-    logger.fatal({ err: errorFields(err) }, 'start-up failed');
-    process.exitCode = 1;
+    logger.fatal({ err: errorFields(err), ...startupHint(err, config) }, 'start-up failed');
+    await exitAfterFailedStart(app, config, logger);
     return;
   }
   installSignalHandlers(app, logger);
+}
+
+/**
+ * A failed start-up must end the process. What started before the failure (the embedded
+ * PostgreSQL child, the pool's connections, the delivery workers, the spool) would otherwise keep
+ * the event loop alive for ever: buildApp releases what it started when it fails; an app that
+ * was built but could not listen is closed here, without draining (nothing was served; the
+ * spool keeps its records for the next start). The release gets SHUTDOWN_TIMEOUT_MS at most, then
+ * the process exits anyway (the embedded PostgreSQL's exit hook still asks it to stop).
+ */
+async function exitAfterFailedStart(app: App | null, config: Config, logger: Logger): Promise<never> {
+  const limitMs = config.server.shutdownTimeoutMs;
+  const watchdog = setTimeout(() => {
+    logger.error({ timeoutMs: limitMs }, 'releasing after the failed start-up took too long: exiting now');
+    process.exit(1);
+  }, limitMs);
+  try {
+    await app?.close(0);
+  } catch (err) {
+    logger.error({ err: errorFields(err) }, 'releasing after the failed start-up failed');
+  }
+  clearTimeout(watchdog);
+  process.exit(1);
+}
+
+/** The usual start-up failures of the listening socket, said with the setting to change. */
+function startupHint(err: unknown, config: Config): { hint?: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  const where = `${config.server.host}:${config.server.port}`;
+  if (code === 'EADDRINUSE') return { hint: `${where} is already in use (SERVER_PORT=${config.server.port}): another process listens there; stop it or choose another SERVER_PORT` };
+  if (code === 'EACCES') return { hint: `may not listen on ${where}: ports below 1024 need privileges; choose another SERVER_PORT` };
+  if (code === 'EADDRNOTAVAIL') return { hint: `SERVER_HOST ${config.server.host} is not an address of this machine` };
+  return {};
 }
 
 function installSignalHandlers(app: App, logger: Logger): void {
@@ -102,7 +135,11 @@ function runWithAutoReload(): void {
 
 function errorFields(err: unknown): Record<string, unknown> {
   if (isMothershipError(err)) return { code: err.code, message: err.message };
-  if (err instanceof Error) return { message: err.message, stack: err.stack };
+  if (err instanceof Error) {
+    // Node's system errors carry their errno name (EADDRINUSE, EACCES, …): the word to search for.
+    const code = (err as { code?: unknown }).code;
+    return { ...(typeof code === 'string' ? { code } : {}), message: err.message, stack: err.stack };
+  }
   return { message: String(err) };
 }
 
