@@ -25,7 +25,7 @@ interface Phase {
   readonly written: number;
 }
 
-describe('answers while PostgreSQL is down, slow or catching up', () => {
+describe('answers while PostgreSQL is down, slow or catching up', { timeout: 240_000 }, () => {
   const f = e2eFixture('e2e-pace-');
   let proxy: TcpProxy | null = null;
   let server: ServerProcess | null = null;

@@ -147,7 +147,18 @@ export function uniqueSchema(): string {
 export async function dropSchema(connection: PgConnection, schema: string): Promise<void> {
   const client = await connect(connection);
   try {
-    await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+    // On TimescaleDB the drop also deletes the schema's jobs, which the scheduler may be touching
+    // at that moment ("tuple concurrently deleted", XX000; or a deadlock): a second try finds it done.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+        return;
+      } catch (err) {
+        const raced = err instanceof pg.DatabaseError && (err.code === '40P01' || /concurrently/.test(err.message));
+        if (!raced || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
   } finally {
     await client.end();
   }
@@ -208,4 +219,22 @@ export async function tcpProxy(target: { host: string; port: number }, listenPor
       delayMs = ms;
     },
   };
+}
+
+/**
+ * `CALL run_job(id)` on TimescaleDB, as its scheduler would run it. The scheduler may be running
+ * the same job at that moment (a refresh then fails with "due to a concurrent refresh"): wait and
+ * try again, a bounded number of times.
+ */
+export async function runTimescaleJob(client: pg.ClientBase, jobId: number): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query('CALL run_job($1)', [jobId]);
+      return;
+    } catch (err) {
+      const busy = err instanceof pg.DatabaseError && /concurrent/.test(err.message);
+      if (!busy || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

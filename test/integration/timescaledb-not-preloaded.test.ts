@@ -40,7 +40,7 @@ async function notThisState(): Promise<string | false> {
 const skip = await notThisState();
 if (skip !== false) console.log(`TimescaleDB installed-but-not-preloaded tests skipped: ${skip}`);
 
-describe('TimescaleDB installed but not preloaded', { skip }, () => {
+describe('TimescaleDB installed but not preloaded', { skip, timeout: 120_000 }, () => {
   const schemas: string[] = [];
   after(async () => {
     for (const schema of schemas) await dropSchema(connection, schema);

@@ -16,7 +16,7 @@ import type { IngestEvent } from '../../src/pipeline/event.js';
 import { batchOf, type SendOutcome } from '../../src/sinks/sink.js';
 import { createTsdbSink, type TsdbSink } from '../../src/sinks/tsdb/sink.js';
 import { createLogger, silentLogger, type Logger } from '../../src/telemetry/logger.js';
-import { connect, databaseTargets, dropSchema, timescaleConnection, uniqueSchema, type DatabaseTarget } from '../helpers/database.js';
+import { connect, databaseTargets, dropSchema, runTimescaleJob, timescaleConnection, uniqueSchema, type DatabaseTarget } from '../helpers/database.js';
 import { makeEvent } from '../helpers/events.js';
 
 const DAY = 86_400_000;
@@ -69,7 +69,7 @@ async function jobId(db: pg.Client, schema: string, proc: string, table = 'event
   return rows[0]?.job_id as number;
 }
 
-describe('tsdb sink on a real TimescaleDB', { skip }, () => {
+describe('tsdb sink on a real TimescaleDB', { skip, timeout: 120_000 }, () => {
   let connection: PgConnection;
   let db: pg.Client;
   const sinks: TsdbSink[] = [];
@@ -122,7 +122,7 @@ describe('tsdb sink on a real TimescaleDB', { skip }, () => {
     assert.deepEqual(delivered(await sink.send(batchOf(small), signal())), { written: small.length, duplicates: 0 });
     assert.deepEqual(delivered(await sink.send(batchOf(big), signal())), { written: big.length, duplicates: 0 });
 
-    await db.query(`CALL run_job($1)`, [await jobId(db, schema, 'policy_compression')]);
+    await runTimescaleJob(db, await jobId(db, schema, 'policy_compression'));
     const chunks = await db.query<{ compressed: number; total: number }>(
       `SELECT count(*) FILTER (WHERE is_compressed)::int AS compressed, count(*)::int AS total
          FROM timescaledb_information.chunks WHERE hypertable_schema = $1 AND hypertable_name = 'events'`, [schema],
@@ -143,13 +143,13 @@ describe('tsdb sink on a real TimescaleDB', { skip }, () => {
   it('drops chunks past the retention period when the retention job runs', async () => {
     const { sink, schema } = await started({ retentionDays: 3, compressAfter: null });
     delivered(await sink.send(batchOf([...oldEvents(10, 10, 1), ...oldEvents(10, 1, 100)]), signal()));
-    await db.query(`CALL run_job($1)`, [await jobId(db, schema, 'policy_retention')]);
+    await runTimescaleJob(db, await jobId(db, schema, 'policy_retention'));
     const { rows } = await db.query<{ n: number; oldest: Date }>(`SELECT count(*)::int AS n, min(time) AS oldest FROM ${schema}.events`);
     assert.equal(rows[0]?.n, 10);
     assert.ok((rows[0]?.oldest.getTime() ?? 0) > Date.now() - 3 * DAY);
   });
 
-  it('materializes events_per_minute when the aggregate job runs, with the same counts as the raw events', async () => {
+  it('materializes events_per_minute when the aggregate job runs, old backfills included, with the same counts as the raw events', async () => {
     const { sink, schema } = await started();
     delivered(await sink.send(batchOf(oldEvents(120, 1, 1)), signal()));
     const { rows: [aggregate] } = await db.query<{ schema: string; table: string }>(
@@ -159,16 +159,40 @@ describe('tsdb sink on a real TimescaleDB', { skip }, () => {
     assert.ok(aggregate);
     const materialized = async (): Promise<number> =>
       (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(aggregate.schema)}.${pg.escapeIdentifier(aggregate.table)}`)).rows[0]?.n ?? -1;
+    const total = async (): Promise<string | undefined> => (await db.query<{ n: string }>(`SELECT sum(count)::text AS n FROM ${schema}.events_per_minute`)).rows[0]?.n;
+    const refresh = async (): Promise<void> => {
+      await runTimescaleJob(db, await jobId(db, schema, 'policy_refresh_continuous_aggregate', 'events_per_minute'));
+    };
     assert.equal(await materialized(), 0, 'nothing materialized before the job runs');
-    await db.query(`CALL run_job($1)`, [await jobId(db, schema, 'policy_refresh_continuous_aggregate', 'events_per_minute')]);
+    await refresh();
     assert.ok((await materialized()) > 0, 'the refresh job materialized buckets');
-    const fromAggregate = await db.query<{ n: string }>(`SELECT sum(count)::text AS n FROM ${schema}.events_per_minute`);
-    assert.equal(fromAggregate.rows[0]?.n, '120');
+    assert.equal(await total(), '120');
+
+    // A ship back from two months at sea replays its spool: older than any bounded refresh window,
+    // and behind the watermark the first refresh set. The next refresh must aggregate it.
+    delivered(await sink.send(batchOf(oldEvents(30, 60, 10_000)), signal()));
+    await refresh();
+    assert.equal(await total(), '150');
+  });
+
+  it('replaces a bounded refresh window (earlier versions) by the open one at start-up', async () => {
+    const { sink, schema } = await started();
+    await sink.shutdown();
+    await db.query(`SELECT remove_continuous_aggregate_policy($1::regclass)`, [`${schema}.events_per_minute`]);
+    await db.query(`SELECT add_continuous_aggregate_policy($1::regclass, start_offset => INTERVAL '7 days', end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute')`, [`${schema}.events_per_minute`]);
+    const again = createTsdbSink(config(connection, schema), connection, silentLogger());
+    sinks.push(again);
+    await again.start(signal());
+    const { rows } = await db.query<{ config: Record<string, unknown> }>(
+      `SELECT config FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate' AND hypertable_schema = $1`, [schema],
+    );
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]?.config['start_offset'], null);
   });
 });
 
 /** The same batches through a plain PostgreSQL sink and a TimescaleDB sink: same answers, same rows. */
-describe('TimescaleDB and plain PostgreSQL store the same', { skip }, () => {
+describe('TimescaleDB and plain PostgreSQL store the same', { skip, timeout: 120_000 }, () => {
   let plainTargets: DatabaseTarget[] = [];
   after(async () => {
     for (const t of plainTargets) await t.close();
@@ -212,7 +236,7 @@ describe('TimescaleDB and plain PostgreSQL store the same', { skip }, () => {
  * shared server hands out. TimescaleDB is a trusted extension (a database owner may create it),
  * so a role without CREATE on the database is the one that may not.
  */
-describe('TimescaleDB states of real servers', { skip }, () => {
+describe('TimescaleDB states of real servers', { skip, timeout: 120_000 }, () => {
   const suffix = randomBytes(4).toString('hex');
   const role = `t_owner_${suffix}`;
   const database = `t_db_${suffix}`;

@@ -141,11 +141,7 @@ async function createEventsPerMinute(ctx: Context): Promise<void> {
           FROM ${s}.events
          GROUP BY ${ctx.ts}.time_bucket(INTERVAL '1 minute', time), source, service, severity
         WITH NO DATA`);
-      await client.query(
-        `SELECT ${ctx.ts}.add_continuous_aggregate_policy($1::regclass,
-           start_offset => INTERVAL '7 days', end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute')`,
-        [`${s}.events_per_minute`],
-      );
+      await ensureAggregatePolicy(ctx);
     });
     if (failed === null) return;
     logger.warn({ err: pgErrorSummary(failed) }, 'tsdb: could not create the events_per_minute continuous aggregate; using a plain view');
@@ -156,6 +152,30 @@ async function createEventsPerMinute(ctx: Context): Promise<void> {
            source, service, severity, count(*) AS count
       FROM ${s}.events
      GROUP BY 1, source, service, severity`);
+}
+
+/**
+ * The refresh policy of events_per_minute. Its window is open at the start (NULL: from the oldest
+ * event): a node replaying data older than any bounded window (a ship back from a month at sea)
+ * would otherwise never be aggregated once the refresh watermark has passed it (seen on the real
+ * TimescaleDB: 2025 samples missing from the aggregate after a refresh). Each run refreshes only
+ * the invalidated buckets, so the open window costs nothing when no old data arrives. Replaces a
+ * policy with a bounded window, as created by earlier versions.
+ */
+async function ensureAggregatePolicy({ client, s, ts, options }: Context): Promise<void> {
+  const { rows } = await client.query<{ open: boolean }>(
+    `SELECT config->>'start_offset' IS NULL AS open FROM timescaledb_information.jobs
+      WHERE proc_name = 'policy_refresh_continuous_aggregate' AND hypertable_schema = $1 AND hypertable_name = 'events_per_minute'`,
+    [options.schema],
+  );
+  if (rows[0]?.open === true) return;
+  const aggregate = `${s}.events_per_minute`;
+  await client.query(`SELECT ${ts}.remove_continuous_aggregate_policy($1::regclass, if_exists => true)`, [aggregate]);
+  await client.query(
+    `SELECT ${ts}.add_continuous_aggregate_policy($1::regclass,
+       start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute')`,
+    [aggregate],
+  );
 }
 
 /**
@@ -333,6 +353,9 @@ async function reconcileTimescale(ctx: Context): Promise<'policy' | 'job' | 'non
       await createEventsPerMinute(ctx);
     });
     if (failed !== null) logger.warn({ err: pgErrorSummary(failed) }, 'tsdb: could not replace the events_per_minute view by a continuous aggregate');
+  } else {
+    const failed = await attempt(client, 'events_per_minute_policy', () => ensureAggregatePolicy(ctx));
+    if (failed !== null) logger.warn({ err: pgErrorSummary(failed) }, 'tsdb: could not set the refresh policy of events_per_minute');
   }
   const chunk = await attempt(client, 'chunk_interval', async () => {
     await client.query(`SELECT ${ts}.set_chunk_time_interval($1::regclass, $2::interval)`, [events, options.chunkInterval]);
