@@ -12,17 +12,16 @@ import type { SendBatch, SendOutcome } from '../../src/sinks/sink.js';
 import { Spool } from '../../src/spool/spool.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { makeEvent, tempDir } from '../helpers/events.js';
-import { idOf, LokiStandin, lokiConfigFor, type StandinOptions } from '../helpers/loki-standin.js';
+import { DAY, HOUR, idOf, LOKI_TEST, LokiStandin, lokiConfigFor, type StandinOptions } from '../helpers/loki-standin.js';
 import { cleanupsAfterEach } from '../helpers/cleanups.js';
+import { lokiTargets, realLoki, uniqueName, type SeenEntry } from '../helpers/loki-real.js';
 import { envelope, jsonlMessages, payloadSamples, weatherMessages } from '../helpers/samples.js';
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
-
-/** Each test's deadline: a hang fails the test that hung instead of stalling the run. */
-const T = { timeout: 30_000 };
+const T = LOKI_TEST;
 
 const cleanups = cleanupsAfterEach();
+const real = await realLoki();
+const targets = lokiTargets(real);
 
 interface Rig {
   standin: LokiStandin;
@@ -40,12 +39,17 @@ interface Rig {
  * here asserts on durations.
  */
 async function rig(overrides: Partial<LokiConfig> = {}, standinOptions: StandinOptions = {}, sinkNow?: () => number): Promise<Rig> {
+  const standin = await LokiStandin.start(standinOptions);
+  cleanups.push(() => standin.close());
+  return { ...(await rigAt(standin.url, overrides, sinkNow)), standin };
+}
+
+/** The delivery path of `rig`, towards the Loki at `url` (the stand-in, or a real one). */
+async function rigAt(url: string, overrides: Partial<LokiConfig> = {}, sinkNow?: () => number): Promise<Omit<Rig, 'standin'>> {
   const { dir, remove } = await tempDir('loki-delivery-');
   cleanups.push(remove);
   const logger = silentLogger();
-  const standin = await LokiStandin.start(standinOptions);
-  cleanups.push(() => standin.close());
-  const config = lokiConfigFor(standin.url, { staticLabels: { job: 'edgebot' }, timeoutMs: 1000, batchTimeoutMs: 20, ...overrides });
+  const config = lokiConfigFor(url, { staticLabels: { job: 'edgebot' }, timeoutMs: 1000, batchTimeoutMs: 20, ...overrides });
   const loki = createLokiSink(config, logger, sinkNow === undefined ? {} : { now: sinkNow });
   cleanups.push(() => loki.shutdown());
   const outcomes: SendOutcome[] = [];
@@ -75,7 +79,7 @@ async function rig(overrides: Partial<LokiConfig> = {}, standinOptions: StandinO
   cleanups.push(() => worker.drainAndStop(0));
   await loki.start(AbortSignal.timeout(5000));
   worker.start();
-  return { standin, sink: loki, spool, worker, deadLetters, outcomes };
+  return { sink: loki, spool, worker, deadLetters, outcomes };
 }
 
 async function until(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -227,3 +231,85 @@ describe('Loki sink driven by the SinkWorker', () => {
     assertExactlyOnce(r, sixDays);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// The delivery path against the stand-in and a real Loki (TEST_LOKI_URL), on the real clock.
+
+/**
+ * Events moved so that the newest is at `newestMs`, their span squeezed into `maxSpanMs`. Sent
+ * twice, a batch must stay within Loki's out-of-order window (1 h): a stored entry sent again
+ * more than an hour behind the newest of its stream is refused as "too far behind" (and would
+ * be dead-lettered although it is in Loki).
+ */
+function recentCopy(events: readonly IngestEvent[], newestMs: number, maxSpanMs = 50 * 60_000): IngestEvent[] {
+  const newest = Math.max(...events.map((e) => e.timeMs));
+  const span = newest - Math.min(...events.map((e) => e.timeMs));
+  const scale = span > maxSpanMs ? maxSpanMs / span : 1;
+  return events.map((e) => ({ ...e, timeMs: newestMs - Math.round((newest - e.timeMs) * scale) }));
+}
+
+function idsOf(entries: readonly SeenEntry[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of entries) {
+    const id = (JSON.parse(e.line) as Record<string, unknown>)['_id'];
+    assert.ok(typeof id === 'string');
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}
+
+for (const target of targets) {
+  describe(`Loki sink driven by the SinkWorker, against ${target.name}`, { skip: target.skip }, () => {
+    test('samples through the spool into Loki, each once; sent again (a node retrying), still once', T, async () => {
+      const r = await rigAt(target.url(), { timeoutMs: 10_000 });
+      const run = uniqueName('delivery');
+      const now = Date.now();
+      const bySource = [
+        recentCopy(payloadSamples().flatMap((s) => eventsOf(envelope(s.body.messages, `${run}-payload`))), now - HOUR),
+        recentCopy(eventsOf(envelope(jsonlMessages('syslog_events.jsonl'), `${run}-syslog`)), now - HOUR / 2),
+        recentCopy(eventsOf(envelope(jsonlMessages('snmp_metrics.jsonl'), `${run}-snmp`)), now - 60_000), // 14 hours in 50 minutes
+      ];
+      const events = bySource.flat();
+      let last = 0;
+      for (let round = 0; round < 2; round++) {
+        // the second round: equal events, new objects, as a retried batch becomes
+        for (let i = 0; i < events.length; i += 250) last = await r.spool.append(events.slice(i, i + 250).map((e) => ({ ...e })));
+        await until(() => r.spool.ackedSeq('loki') === last, 'the spool drained');
+      }
+      for (const group of bySource) {
+        const range = { startMs: Math.min(...group.map((e) => e.timeMs)) - 1000, endMs: Math.max(...group.map((e) => e.timeMs)) + 1000 };
+        const counts = idsOf(await target.read({ source: group[0]?.source ?? '' }, range, group.length));
+        assert.equal(counts.size, group.length, `every ${group[0]?.source} event is in Loki`);
+        for (const e of group) assert.equal(counts.get(e.id), 1, `event ${e.id} stored exactly once`);
+      }
+      assert.equal(r.deadLetters.count('loki'), 0);
+    });
+
+    test('Loki\'s refusals are dead-lettered with their codes, the entries it dropped silently included', T, async () => {
+      const r = await rigAt(target.url(), { timeoutMs: 10_000 });
+      const run = uniqueName('dead');
+      const now = Date.now();
+      const mk = (source: string, n: number, timeMs: number): IngestEvent => {
+        const data = { message: `event ${n}`, seq: n };
+        return makeEvent(n, { id: `${source}-${n}`, timeMs, receivedAtMs: now, source, data, dataJson: JSON.stringify(data), message: `event ${n}` });
+      };
+      const [a, b] = [`${run}-a`, `${run}-b`];
+      let seq = await r.spool.append([mk(a, 0, now - 60_000), mk(b, 0, now - 2 * HOUR)]);
+      await until(() => r.spool.ackedSeq('loki') === seq, 'the first batch delivered');
+      // a: 100 minutes behind its stream (Loki drops them while answering for b); b: in order; one of b in the future
+      const batch = [mk(b, 1, now - 99 * 60_000), mk(a, 1, now - 100 * 60_000), mk(a, 2, now - 100 * 60_000 + 1), mk(b, 2, now - 98 * 60_000)];
+      seq = await r.spool.append(batch);
+      const future = mk(b, 3, now + DAY);
+      const seq2 = await r.spool.append([future, mk(b, 4, now - 30_000)]);
+      await until(() => r.spool.ackedSeq('loki') === seq2 && r.deadLetters.count('loki') === 3, 'the refusals dead-lettered');
+      const listed = await r.deadLetters.list('loki', 0, 10);
+      assert.deepEqual(listed.items.map((d) => [d.event.id, d.code]).sort(), [[`${a}-1`, 'loki_entry_out_of_order'], [`${a}-2`, 'loki_entry_out_of_order'], [future.id, 'loki_entry_too_new']].sort());
+      assert.match(listed.items.find((d) => d.code === 'loki_entry_too_new')?.reason ?? '', /has timestamp too new/);
+      assert.match(listed.items.find((d) => d.code === 'loki_entry_out_of_order')?.reason ?? '', /entry too far behind/);
+      const range = { startMs: now - 2 * HOUR - 60_000, endMs: now };
+      assert.deepEqual([...idsOf(await target.read({ source: b }, range, 4)).keys()].sort(), [0, 1, 2, 4].map((n) => `${b}-${n}`).sort());
+      assert.deepEqual([...idsOf(await target.read({ source: a }, range, 1)).keys()], [`${a}-0`]);
+      assert.ok(seq < seq2);
+    });
+  });
+}

@@ -35,18 +35,28 @@ export function compareTime(a: LokiEntry, b: LokiEntry): number {
 }
 
 /**
- * Cuts entries into pushes of at most `maxEntries` entries and about `maxBytes` bytes (an
- * entry larger than that goes alone). Entries are ordered by time first (stable), so one send
- * walks each stream forward in time: Loki refuses entries more than an hour behind the newest
- * of their stream, and a send that spans hours must not trip over its own order.
+ * How far behind the newest entry of its stream Loki accepts an entry: half its max_chunk_age
+ * (2 h by default), so one hour. An older one is refused as "entry too far behind".
  */
-export function planPushes(entries: readonly LokiEntry[], maxEntries: number, maxBytes: number): LokiEntry[][] {
+export const OUT_OF_ORDER_WINDOW_MS = 60 * 60 * 1000;
+
+/**
+ * Cuts entries into pushes of at most `maxEntries` entries and about `maxBytes` bytes (an
+ * entry larger than that goes alone), each spanning less than `maxSpanMs`. Entries are ordered
+ * by time first (stable), so one send walks each stream forward in time: Loki refuses entries
+ * more than an hour behind the newest of their stream, and a send that spans hours must not
+ * trip over its own order. The span bound keeps a push inside Loki's out-of-order window, so
+ * that pushing its entries again (to learn the fate of those a 400 did not name) cannot make
+ * Loki refuse an entry it stored the first time.
+ */
+export function planPushes(entries: readonly LokiEntry[], maxEntries: number, maxBytes: number, maxSpanMs = OUT_OF_ORDER_WINDOW_MS): LokiEntry[][] {
   const ordered = [...entries].sort(compareTime);
   const pushes: LokiEntry[][] = [];
   let current: LokiEntry[] = [];
   let bytes = 0;
   for (const entry of ordered) {
-    if (current.length > 0 && (current.length >= maxEntries || bytes + entry.bytes > maxBytes)) {
+    const first = current[0];
+    if (first !== undefined && (current.length >= maxEntries || bytes + entry.bytes > maxBytes || entry.timeMs - first.timeMs >= maxSpanMs)) {
       pushes.push(current);
       current = [];
       bytes = 0;

@@ -11,6 +11,7 @@ import { exchange, resolveTarget, type FetchLike, type LokiTarget } from './http
 import { LabelPolicy } from './labels.js';
 import { buildEntryContent, type LineOptions } from './line.js';
 import { mapRejections, type SentStream } from './rejections.js';
+import { StreamHeads } from './stream-heads.js';
 
 export interface LokiSinkDeps {
   /** Wall clock (ms since the epoch) for the age filter and Retry-After dates. */
@@ -80,8 +81,11 @@ export function createLokiSink(config: LokiConfig, logger: Logger, deps: LokiSin
   // What became of events already handled in this process. The worker retries a send with the
   // very same event objects, so a retry resumes where the last attempt stopped: entries Loki
   // stored are not pushed again, refused ones keep their answer. (After a restart the spool
-  // holds new objects; a resend is then an exact duplicate, which Loki drops.) Weak: no growth.
+  // holds new objects; a resend is then an exact duplicate, which Loki drops — unless it is more
+  // than an hour behind the newest entry of its stream: Loki then refuses it as too far behind,
+  // and it is dead-lettered although Loki has it.) Weak: no growth.
   const settled = new WeakMap<IngestEvent, MothershipError | null>();
+  const heads = new StreamHeads();
 
   function toEntries(events: readonly IngestEvent[]): LokiEntry[] {
     const cutoff = config.maxAgeMs > 0 ? now() - config.maxAgeMs : Number.NEGATIVE_INFINITY;
@@ -132,6 +136,8 @@ export function createLokiSink(config: LokiConfig, logger: Logger, deps: LokiSin
       fetch: fetchFn,
     });
     const verdict = classifyAnswer(result, now(), target.shown);
+    // What Loki may now hold: a lost answer may hide a stored push; a 400 is noted below.
+    if (verdict.kind === 'stored' || verdict.kind === 'retry') heads.note(entries);
     switch (verdict.kind) {
       case 'stored':
         counts.pushes++;
@@ -151,13 +157,24 @@ export function createLokiSink(config: LokiConfig, logger: Logger, deps: LokiSin
         return pushHalves(entries, signal, settle);
       case 'partial': {
         const mapped = mapRejections(verdict.body, sentStreams(entries));
-        if (mapped !== null) {
+        if (mapped !== null && mapped.length > 0) {
           counts.pushes++;
-          counts.entriesStored += entries.length - mapped.length;
           counts.entriesRefused += mapped.length;
           const rejected = mapped.map((r) => ({ position: r.position, error: new MothershipError(r.code, `loki refused the entry: ${clip(r.reason)}`) }));
-          settle(entries, rejected);
-          return { kind: 'done', rejected };
+          const named = new Set(mapped.map((r) => r.position));
+          settle(entries.filter((e) => named.has(e.position)), rejected);
+          const rest = entries.filter((e) => !named.has(e.position));
+          heads.note(rest);
+          if (rest.length === 0) return { kind: 'done', rejected };
+          // Loki stored the entries it did not name, unless its answer left some out: Loki
+          // 3.4.6 names the ingester's refusals of one stream only, and the distributor's and
+          // the ingester's refusals hide each other. Pushing the rest again tells: what Loki
+          // stored is an exact duplicate, which it drops (and, the push spanning less than the
+          // out-of-order window, cannot be refused as too far behind); the rest is named now.
+          log.debug({ entries: rest.length, refused: rejected.length }, 'loki answered 400; pushing the entries it did not name again to confirm them');
+          const after = await push(rest, signal, settle);
+          if (after.kind === 'retry') return after;
+          return { kind: 'done', rejected: [...rejected, ...after.rejected] };
         }
         if (entries.length === 1) return refuseAll(entries, new MothershipError('loki_rejected', `loki refused the entry: 400${bodyExcerpt(verdict.body)}`), settle);
         log.warn({ entries: entries.length, answer: bodyExcerpt(verdict.body).slice(2) }, 'loki answered 400 naming no entry we can match; splitting the push to find the refused ones');
@@ -210,7 +227,12 @@ export function createLokiSink(config: LokiConfig, logger: Logger, deps: LokiSin
         const refused = new Map(rejected.map((r) => [r.position, r.error]));
         for (const e of batch) settled.set(events[e.position] as IngestEvent, refused.get(e.position) ?? null);
       };
-      for (const batch of planPushes(entries, config.batchSize, config.batchMaxBytes)) {
+      // Entries Loki may refuse as too far behind their stream go first, each stream in pushes
+      // of its own: only then does Loki's answer name them if it refuses them (see StreamHeads).
+      const { behind, rest } = heads.split(entries);
+      const pushes = behind.flatMap((group) => planPushes(group, config.batchSize, config.batchMaxBytes));
+      pushes.push(...planPushes(rest, config.batchSize, config.batchMaxBytes));
+      for (const batch of pushes) {
         const result = await push(batch, signal, settle);
         // What this send already settled stays settled: the retry pushes only the rest.
         if (result.kind === 'retry') return result.retryAfterMs === undefined ? { kind: 'retryable', error: result.error } : { kind: 'retryable', error: result.error, retryAfterMs: result.retryAfterMs };
