@@ -4,6 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { formatCount, formatDuration, formatRate, ProgressLine, renderProgress, renderSummary } from '../../src/cli/progress.js';
+
+/** Where the sends under test go (their fetch is a stub). */
+const TO_TEST_SERVER = { url: 'http://m.test', token: null, source: 's' } as const;
 import { SendFailed, sendFiles, type SendProgress, type SendSummary } from '../../src/cli/send.js';
 
 const progress = (over: Partial<SendProgress> = {}): SendProgress => ({
@@ -123,9 +126,7 @@ describe('sendFiles counts retries and gives up on its budget (fake fetch, sleep
     ];
     const seen: SendProgress[] = [];
     const summary = await sendFiles([file], {
-      url: 'http://m.test',
-      token: null,
-      source: 's',
+      ...TO_TEST_SERVER,
       batchSize: 2,
       maxRetryMs: 60_000,
       total: 5,
@@ -160,9 +161,7 @@ describe('sendFiles counts retries and gives up on its budget (fake fetch, sleep
     let calls = 0;
     await assert.rejects(
       sendFiles([file], {
-        url: 'http://m.test',
-        token: null,
-        source: 's',
+        ...TO_TEST_SERVER,
         batchSize: 2,
         maxRetryMs: 5_000,
         fetch: async () => (++calls === 1 ? ok(2) : new Response('{}', { status: 503, headers: { 'retry-after': '3' } })),
@@ -187,9 +186,7 @@ describe('sendFiles counts retries and gives up on its budget (fake fetch, sleep
     let calls = 0;
     await assert.rejects(
       sendFiles([file], {
-        url: 'http://m.test',
-        token: null,
-        source: 's',
+        ...TO_TEST_SERVER,
         batchSize: 10,
         maxRetryMs: 0,
         fetch: async () => {
