@@ -176,7 +176,7 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
           backlogBytes: backlog.bytes,
           oldestUndeliveredAgeSeconds: status.oldestUndeliveredAgeMs / 1000,
           drainRatePerSecond: status.drainRatePerSecond,
-          catchUpSeconds: catchUpSeconds(backlog.events, status.healthy ? status.drainRatePerSecond : 0) ?? -1,
+          catchUpSeconds: catchUpSeconds(backlog.events, status.healthy ? status.backlogShrinkPerSecond : 0) ?? -1,
           circuit: status.circuit,
           deadLetters: deadLetters.count(w.sink.name),
         };

@@ -9,34 +9,34 @@
 
 /** Room for scheduling noise on top of the typical write: a small batch on a fast database takes ~1 ms. */
 export const ANSWER_WAIT_FLOOR_MS = 50;
-/** The wait is this many typical writes of the batch's size (plus a little slack): a write twice as slow as usual still answers `written`. */
+/** The wait is this many typical writes of the batch's size (plus a little slack): a write a few times slower than usual still answers `written`. */
 export const ANSWER_WAIT_FACTOR = 4;
 const SLACK_MS = 20;
-/**
- * The typical time per event follows a faster write at once and a slower one slowly, so that a
- * database turning slow does not teach the wait to be long: about 100 slow writes move it two
- * thirds of the way.
- */
-const FALL_WEIGHT = 0.3;
-const RISE_WEIGHT = 0.01;
+/** How many recent normal writes the typical time is the median of. */
+const RECENT_WRITES = 128;
 
 export class AnswerWait {
-  private msPerEvent: number | null = null;
+  /** Per-event times (ms) of recent writes that finished within their bound, oldest overwritten first. */
+  private readonly recent: number[] = [];
+  private cursor = 0;
+  private typical: number | null = null;
   private slow = false;
 
-  /** A send of `events` finished after `ms`; `stored` whether the sink stored them. */
+  /**
+   * A send of `events` finished after `ms`; `stored` whether the sink stored them. A write over
+   * its bound starts a slow spell and does not count towards the typical time, so a database
+   * that turns slow never teaches answers to wait longer; the next write within its bound ends
+   * the spell.
+   */
   recordWrite(ms: number, events: number, stored: boolean): void {
     if (!stored || events <= 0) return;
+    this.slow = this.typical !== null && ms > this.boundMs(events, Number.POSITIVE_INFINITY);
+    if (this.slow) return;
     const perEvent = ms / events;
-    if (this.msPerEvent === null) this.msPerEvent = perEvent;
-    else this.msPerEvent += (perEvent < this.msPerEvent ? FALL_WEIGHT : RISE_WEIGHT) * (perEvent - this.msPerEvent);
-    // A write within its bound ends a slow spell; a longer one starts one.
-    this.slow = ms > this.boundMs(events, Number.POSITIVE_INFINITY);
-  }
-
-  /** An answer's wait ran out: answers stop waiting until a write is fast again. */
-  recordTimeout(): void {
-    this.slow = true;
+    if (this.recent.length < RECENT_WRITES) this.recent.push(perEvent);
+    else this.recent[this.cursor] = perEvent;
+    this.cursor = (this.cursor + 1) % RECENT_WRITES;
+    this.typical = median(this.recent);
   }
 
   /**
@@ -49,13 +49,18 @@ export class AnswerWait {
     return this.boundMs(events, ceilingMs);
   }
 
-  /** The typical write time per event so far (ms), null before the first stored write. */
+  /** The median write time per event of recent normal writes (ms), null before the first stored write. */
   get typicalMsPerEvent(): number | null {
-    return this.msPerEvent;
+    return this.typical;
   }
 
   private boundMs(events: number, ceilingMs: number): number {
-    if (this.msPerEvent === null) return ceilingMs;
-    return Math.min(ceilingMs, Math.max(ANSWER_WAIT_FLOOR_MS, ANSWER_WAIT_FACTOR * this.msPerEvent * events + SLACK_MS));
+    if (this.typical === null) return ceilingMs;
+    return Math.min(ceilingMs, Math.max(ANSWER_WAIT_FLOOR_MS, ANSWER_WAIT_FACTOR * this.typical * events + SLACK_MS));
   }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
 }

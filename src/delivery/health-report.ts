@@ -17,7 +17,7 @@ export interface SinkHealthView {
   oldest_undelivered_age_seconds?: number;
   /** Events stored per second over the last 10 s. */
   drain_rate_events_per_second?: number;
-  /** The backlog divided by the drain rate: 0 when caught up, null while nothing drains. */
+  /** The backlog divided by how fast it shrinks (net of new batches): 0 when caught up, null while it does not shrink. */
   catch_up_seconds?: number | null;
   dead_letters?: number;
   details?: Readonly<Record<string, unknown>>;
@@ -74,7 +74,7 @@ export async function healthReport(deps: HealthReportDeps): Promise<HealthBody> 
       backlog_bytes: backlog.bytes,
       oldest_undelivered_age_seconds: Math.round(status.oldestUndeliveredAgeMs / 1000),
       drain_rate_events_per_second: Math.round(status.drainRatePerSecond),
-      catch_up_seconds: catchUpSeconds(backlog.events, status.healthy ? status.drainRatePerSecond : 0),
+      catch_up_seconds: catchUpSeconds(backlog.events, status.healthy ? status.backlogShrinkPerSecond : 0),
       dead_letters: deps.deadLetters.count(name),
     };
     const reason = check?.health.healthy === false ? check.health.reason : status.lastError;
@@ -101,9 +101,9 @@ export async function healthReport(deps: HealthReportDeps): Promise<HealthBody> 
   return body;
 }
 
-/** The backlog at the current drain rate: 0 when there is none, null while nothing drains (or the sink is failing). */
-export function catchUpSeconds(backlogEvents: number, drainRatePerSecond: number): number | null {
+/** The backlog at the rate it shrinks: 0 when there is none, null while it does not shrink (or the sink is failing). */
+export function catchUpSeconds(backlogEvents: number, shrinkPerSecond: number): number | null {
   if (backlogEvents <= 0) return 0;
-  if (drainRatePerSecond <= 0) return null;
-  return Math.ceil(backlogEvents / drainRatePerSecond);
+  if (shrinkPerSecond <= 0) return null;
+  return Math.ceil(backlogEvents / shrinkPerSecond);
 }

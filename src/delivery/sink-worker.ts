@@ -9,7 +9,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { AnswerWait } from './answer-wait.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
-import { DrainRate } from './drain-rate.js';
+import { BacklogTrend, DrainRate } from './drain-rate.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit-breaker.js';
 
 export interface WorkerOptions {
@@ -55,6 +55,8 @@ export interface WorkerStatus {
   readonly oldestUndeliveredAgeMs: number;
   /** Events delivered per second, recently (0 when idle). */
   readonly drainRatePerSecond: number;
+  /** Events per second the backlog shrinks by, net of new arrivals (negative while it grows). */
+  readonly backlogShrinkPerSecond: number;
 }
 
 const RECENT_OUTCOMES = 4096;
@@ -80,6 +82,7 @@ export class SinkWorker {
   private wake: (() => void) | null = null;
   private readonly answerWait = new AnswerWait();
   private readonly drainRate: DrainRate;
+  private readonly backlogTrend: BacklogTrend;
   /** The highest seq handed to a send (or skipped): records after it wait in the spool. */
   private taken: number;
 
@@ -95,6 +98,7 @@ export class SinkWorker {
     this.acked = spool.ackedSeq(sink.name);
     this.taken = this.acked;
     this.drainRate = new DrainRate(options.now);
+    this.backlogTrend = new BacklogTrend(options.now);
   }
 
   start(): void {
@@ -125,7 +129,6 @@ export class SinkWorker {
           if (rest.length === 0) this.waiters.delete(seq);
           else this.waiters.set(seq, rest);
         }
-        this.answerWait.recordTimeout();
         resolve(null);
       }, timeoutMs);
       list.push(onDone);
@@ -156,6 +159,7 @@ export class SinkWorker {
       inFlight: this.inFlight.size,
       oldestUndeliveredAgeMs: Number.isFinite(oldest) ? Math.max(0, this.options.now() - oldest) : 0,
       drainRatePerSecond: this.drainRate.perSecond(),
+      backlogShrinkPerSecond: this.backlogTrend.shrinkPerSecond(),
     };
   }
 
@@ -404,6 +408,7 @@ export class SinkWorker {
       this.drainRate.add(doneEvents);
       this.acked = next - 1;
       this.spool.ack(this.sink.name, this.acked, doneEvents, bytes);
+      this.backlogTrend.sample(this.spool.backlogOf(this.sink.name).events);
     }
   }
 }

@@ -100,7 +100,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'mothership_sink_catch_up_seconds',
-      help: 'Estimated time for the sink to drain its backlog at the current drain rate (0 when caught up, -1 when not draining).',
+      help: 'Estimated time for the sink to drain its backlog at the rate it shrinks, net of new batches (0 when caught up, -1 while it does not shrink).',
       labelNames: ['sink'],
       registers,
       collect() {
