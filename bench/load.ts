@@ -49,6 +49,8 @@ export interface AnswerTotals {
   tsdbWritten: number;
   tsdbDuplicates: number;
   tsdbErrors: number;
+  /** Stored later from the spool: the answer did not wait (the sink was behind, slow or down). */
+  tsdbQueued: number;
   unparsable: number;
 }
 
@@ -63,7 +65,7 @@ export interface LoadResult {
   readonly latenciesMs: Float64Array;
   readonly answers: AnswerTotals;
   /** The resends (see LoadTarget.resend): requests, 2xx, and the duplicates their answers reported. */
-  readonly resent: { requests: number; ok: number; duplicates: number; written: number };
+  readonly resent: { requests: number; ok: number; duplicates: number; written: number; queued: number };
   /** Batch indices whose request did not get a 2xx (their messages are not "accepted"). */
   readonly failedBatches: number[];
   /** A few distinct non-2xx answers / errors, for the report. */
@@ -114,10 +116,10 @@ export async function runLoad(
 
   const all = newCounts();
   const measured = newCounts();
-  const answers: AnswerTotals = { received: 0, written: 0, errors: 0, tsdbWritten: 0, tsdbDuplicates: 0, tsdbErrors: 0, unparsable: 0 };
+  const answers = noAnswers();
   const latencies: number[] = [];
   const failedBatches: number[] = [];
-  const resent = { requests: 0, ok: 0, duplicates: 0, written: 0 };
+  const resent = { requests: 0, ok: 0, duplicates: 0, written: 0, queued: 0 };
   const resendShare = target.resend ?? 0;
   const samples = new Set<string>();
   const firstSendAt = performance.now();
@@ -175,10 +177,11 @@ export async function runLoad(
           lastDoneAt = Math.max(lastDoneAt, t3);
           if (again !== null && again.status >= 200 && again.status < 300) {
             resent.ok++;
-            const totals: AnswerTotals = { received: 0, written: 0, errors: 0, tsdbWritten: 0, tsdbDuplicates: 0, tsdbErrors: 0, unparsable: 0 };
+            const totals = noAnswers();
             addAnswer(totals, again.body);
             resent.duplicates += totals.tsdbDuplicates;
             resent.written += totals.tsdbWritten;
+            resent.queued += totals.tsdbQueued;
           }
         }
         continue;
@@ -205,10 +208,14 @@ export async function runLoad(
   };
 }
 
+function noAnswers(): AnswerTotals {
+  return { received: 0, written: 0, errors: 0, tsdbWritten: 0, tsdbDuplicates: 0, tsdbErrors: 0, tsdbQueued: 0, unparsable: 0 };
+}
+
 function addAnswer(t: AnswerTotals, body: string): void {
   try {
     const a = JSON.parse(body) as { received?: unknown; written?: unknown; errors?: unknown;
-      sink_results?: { tsdb?: { written?: unknown; duplicates?: unknown; errors?: unknown } } };
+      sink_results?: { tsdb?: { written?: unknown; duplicates?: unknown; errors?: unknown; queued?: unknown } } };
     const n = (v: unknown): number => (typeof v === 'number' ? v : 0);
     t.received += n(a.received);
     t.written += n(a.written);
@@ -216,6 +223,7 @@ function addAnswer(t: AnswerTotals, body: string): void {
     t.tsdbWritten += n(a.sink_results?.tsdb?.written);
     t.tsdbDuplicates += n(a.sink_results?.tsdb?.duplicates);
     t.tsdbErrors += n(a.sink_results?.tsdb?.errors);
+    t.tsdbQueued += n(a.sink_results?.tsdb?.queued);
   } catch {
     t.unparsable++;
   }
