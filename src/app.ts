@@ -19,7 +19,9 @@ import { startEmbeddedPostgres } from './sinks/tsdb/embedded.js';
 import { createLokiSink } from './sinks/loki/sink.js';
 import { createTsdbSink } from './sinks/tsdb/sink.js';
 import type { WritePathCounts } from './sinks/tsdb/writer.js';
+import { JetStreamSpool } from './spool/jetstream/spool.js';
 import { Spool } from './spool/spool.js';
+import type { SpoolStore } from './spool/store.js';
 import type { Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
 
@@ -47,7 +49,7 @@ export interface SinkSetup {
 
 export interface App {
   readonly http: FastifyInstance;
-  readonly spool: Spool;
+  readonly spool: SpoolStore;
   readonly workers: readonly SinkWorker[];
   /** Listens on the configured host/port; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(): Promise<string>;
@@ -146,7 +148,7 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
   const names = sinks.map((s) => s.name);
   // Loki builds its lines and labels from event objects; PostgreSQL takes the records' bytes.
   const cacheEvents = names.includes('loki');
-  const spool = await Spool.open({ ...config.spool, sinks: names, cacheEvents, logger, now: () => clock.now() });
+  const spool = await openSpool(config, names, cacheEvents, logger, clock);
   // Until the app is handed over, a failure stops the workers started so far and closes the
   // spool (its cursors persisted) before the caller's clean-ups run; close() does it afterwards.
   const workerList: SinkWorker[] = [];
@@ -156,7 +158,7 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
     await Promise.all(workerList.map((w) => w.drainAndStop(0)));
     await spool.close();
   });
-  if (spool.recovery.tornBytes > 0 || spool.recovery.quarantined.length > 0) {
+  if (spool instanceof Spool && (spool.recovery.tornBytes > 0 || spool.recovery.quarantined.length > 0)) {
     logger.warn({ tornBytes: spool.recovery.tornBytes, quarantined: spool.recovery.quarantined }, 'spool recovered from a crash');
   }
   const deadLetters = await DeadLetterStore.open(config.delivery.deadLetterDir, config.delivery.deadLetterMaxBytes, names, logger);
@@ -164,6 +166,7 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
   const writePaths = setups.find((s) => s.writePaths !== undefined)?.writePaths;
   const metrics = new Metrics({
     spoolBytes: () => spool.totalBytes,
+    spoolUp: () => (spool.refusal() === null ? 1 : 0),
     inflightBytes: () => inflight.bytes,
     ...(writePaths === undefined ? {} : { tsdbWritePaths: writePaths }),
     sinks: () =>
@@ -173,6 +176,7 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
         return {
           name: w.sink.name,
           backlogEvents: backlog.events,
+          backlogRecords: backlog.records,
           backlogBytes: backlog.bytes,
           oldestUndeliveredAgeSeconds: status.oldestUndeliveredAgeMs / 1000,
           drainRatePerSecond: status.drainRatePerSecond,
@@ -213,14 +217,14 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
     auth: credentials.tokens,
     tls: credentials.tls,
     rateLimiter,
-    ingestor: new Ingestor(spool, workers, { ...config.server, admission: rateLimiter, waitMs: Object.fromEntries(setups.map((s) => [s.sink.name, s.waitMs])), metrics }),
+    ingestor: new Ingestor(spool, workers, { ...config.server, admission: rateLimiter, waitMs: answerWaits(spool, setups), metrics }),
     clock,
     inflight,
     metrics,
     version: VERSION,
     enabledSinks: names,
     isAccepting,
-    health: () => healthReport({ clock, spool, workers, monitor, deadLetters, isAccepting, fsync: config.spool.fsync, details }),
+    health: () => healthReport({ clock, spool, workers, monitor, deadLetters, isAccepting, details }),
     admin: config.server.adminToken === null ? null : { auth: new BearerAuth([config.server.adminToken]), spool, workers, deadLetters },
   });
 
@@ -237,7 +241,8 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
       // Fastify does not know the server it was given speaks TLS.
       const address = credentials.tls === null ? listened : listened.replace(/^http:/, 'https:');
       const { tokens, tls, mtls } = credentials.summary;
-      logger.info({ address, sinks: names, auth: credentials.tokens.enabled, tokens, tls, mtls, spool: config.spool.dir }, 'mothership listening');
+      const spoolAt = config.spool.nats === null ? config.spool.dir : `JetStream stream ${config.spool.nats.stream} at ${config.spool.nats.servers.join(',')}`;
+      logger.info({ address, sinks: names, auth: credentials.tokens.enabled, tokens, tls, mtls, spool: spoolAt }, 'mothership listening');
       return address;
     },
     reload() {
@@ -263,6 +268,22 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
       return closing;
     },
   };
+}
+
+/** The disk spool, or the JetStream stream when SPOOL_URL names one. */
+async function openSpool(config: Config, sinks: readonly SinkName[], cacheEvents: boolean, logger: Logger, clock: Clock): Promise<SpoolStore> {
+  const now = (): number => clock.now();
+  if (config.spool.nats === null) return Spool.open({ ...config.spool, sinks, cacheEvents, logger, now });
+  return JetStreamSpool.open({ nats: config.spool.nats, maxBytes: config.spool.maxBytes, memoryBytes: config.spool.memoryBytes, sinks, logger, now });
+}
+
+/**
+ * How long an answer may wait for each sink. With JetStream the batch goes to whichever
+ * instance takes it from the stream, most often not the one answering: the answer says `queued`
+ * at once rather than wait for a write it will not see.
+ */
+function answerWaits(spool: SpoolStore, setups: readonly SinkSetup[]): Partial<Record<SinkName, number>> {
+  return Object.fromEntries(setups.map((s) => [s.sink.name, spool.backend === 'jetstream' ? 0 : s.waitMs]));
 }
 
 async function tsdbConnection(config: Config, logger: Logger, cleanups: Cleanup[]): Promise<PgConnection> {

@@ -26,6 +26,7 @@ import {
 import { ProgressLine, renderSummary } from './progress.js';
 import { countMessages, InputError, SendFailed, sendFiles, type SendSummary } from './send.js';
 import { inspectSpool } from './spool-inspect.js';
+import { inspectJetStream } from './spool-inspect-jetstream.js';
 
 /** What a command may touch of the process: injected, so that tests run commands in-process. */
 export interface CliIo {
@@ -141,10 +142,35 @@ export const COMMANDS: readonly Command[] = [
     path: ['spool', 'inspect'],
     summary: "show what the spool holds and each sink's backlog (read-only)",
     description: `Reads a spool folder and prints, as JSON, its segments (records, events, bytes, sequence numbers, any torn tail or corruption),
-      each sink's cursor and backlog, and the quarantined segments. Nothing is changed, so it is safe beside a running server.`,
-    options: [{ name: 'dir', value: 'DIR', env: 'SPOOL_DIR', defaultText: '$DATA_DIR/spool, DATA_DIR defaulting to ./data', description: 'the spool folder' }],
-    examples: ['mothership spool inspect', 'mothership spool inspect --dir ./data/spool', 'DATA_DIR=/data mothership spool inspect'],
+      each sink's cursor and backlog, and the quarantined segments. Nothing is changed, so it is safe beside a running server.
+
+      With --nats (or SPOOL_URL set), reads the JetStream spool instead: the stream's size, messages, replicas and leader, and each
+      sink's consumer (batches not yet taken by any instance, taken and not yet acknowledged, redelivered), through the JetStream
+      API only. Credentials and TLS come from SPOOL_URL and the SPOOL_NATS_* variables, as for the server.`,
+    options: [
+      { name: 'dir', value: 'DIR', env: 'SPOOL_DIR', defaultText: '$DATA_DIR/spool, DATA_DIR defaulting to ./data', description: 'the spool folder' },
+      { name: 'nats', value: 'URLS', env: 'SPOOL_URL', description: 'NATS servers of a JetStream spool (nats://host:4222, comma-separated): inspect it instead of a folder' },
+      { name: 'stream', value: 'NAME', env: 'SPOOL_NATS_STREAM', defaultText: 'EDGEBOT_SPOOL', description: 'the JetStream stream of the spool' },
+    ],
+    examples: ['mothership spool inspect', 'mothership spool inspect --dir ./data/spool', 'DATA_DIR=/data mothership spool inspect', 'mothership spool inspect --nats nats://nats-1:4222,nats://nats-2:4222'],
     run: async (args, io) => {
+      const nats = args.string('nats');
+      if (nats !== undefined) {
+        const stream = args.string('stream');
+        let config;
+        try {
+          config = loadConfig({ ...io.env, SPOOL_URL: nats, ...(stream === undefined ? {} : { SPOOL_NATS_STREAM: stream }) }).spool.nats;
+        } catch (err) {
+          throw new CliError((err as Error).message, 2);
+        }
+        if (config === null) throw new CliError('--nats: no server given', 2);
+        try {
+          io.stdout(`${JSON.stringify(await inspectJetStream(config), null, 2)}\n`);
+        } catch (err) {
+          throw new CliError((err as Error).message, 1);
+        }
+        return 0;
+      }
       const dir = path.resolve(args.string('dir') ?? path.join(io.env.DATA_DIR?.trim() || './data', 'spool'));
       try {
         io.stdout(`${JSON.stringify(await inspectSpool(dir), null, 2)}\n`);

@@ -99,7 +99,29 @@ export interface ServerConfig {
   readonly adminToken: string | null;
 }
 
+/** The spool as a JetStream stream shared by several motherships (SPOOL_URL). */
+export interface NatsSpoolConfig {
+  /** host:port URLs, without credentials (those are in `user`/`password`). */
+  readonly servers: readonly string[];
+  readonly user: string | null;
+  readonly password: string | null;
+  readonly stream: string;
+  /** The stream's subject: the lower-cased stream name + `.batches`. */
+  readonly subject: string;
+  readonly replicas: number;
+  /** 0: batches never expire. */
+  readonly maxAgeMs: number;
+  readonly ackWaitMs: number;
+  readonly duplicateWindowMs: number;
+  readonly publishTimeoutMs: number;
+  readonly token: string | null;
+  readonly credsFile: string | null;
+  readonly tls: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null } | null;
+}
+
 export interface SpoolConfig {
+  /** Null: the spool is on local disk. */
+  readonly nats: NatsSpoolConfig | null;
   readonly dir: string;
   readonly maxBytes: number;
   readonly fsync: boolean;

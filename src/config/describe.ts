@@ -32,7 +32,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
       shutdownTimeoutMs: server.shutdownTimeoutMs,
       admin: server.adminToken === null ? 'off' : 'on (token set)',
     },
-    spool: config.spool,
+    spool: {
+      ...config.spool,
+      nats: config.spool.nats === null ? null : { ...config.spool.nats, password: config.spool.nats.password === null ? null : MASK, token: config.spool.nats.token === null ? null : MASK },
+    },
     delivery: config.delivery,
     log: config.log,
     devMode: config.devMode,

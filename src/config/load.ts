@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { MothershipError } from '../lib/errors.js';
 import { isValidLabelName, MAX_LABELS_PER_STREAM, toLabelName } from '../sinks/loki/label-name.js';
-import type { Config, LogLevel, LokiConfig, PgConnection, RateLimitConfig, TlsConfig } from './config.js';
+import type { Config, LogLevel, LokiConfig, NatsSpoolConfig, PgConnection, RateLimitConfig, TlsConfig } from './config.js';
 import { parseTokenList } from './tokens.js';
 import { VARIABLES, type VariableName, type VariableSpec } from './variables.js';
 
@@ -84,6 +84,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     devMode: bool('DEV_MODE'),
     dataDir,
     spool: {
+      nats: natsSpoolConfig(cwd, str, num),
       dir: path.resolve(cwd, str('SPOOL_DIR') ?? path.join(dataDir, 'spool')),
       maxBytes: num('SPOOL_MAX_BYTES'),
       fsync: req('SPOOL_FSYNC').toLowerCase() === 'always',
@@ -126,6 +127,56 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     throw new MothershipError('config_invalid', 'SERVER_HEADERS_TIMEOUT_MS: must not be more than SERVER_REQUEST_TIMEOUT_MS');
   }
   return deepFreeze(config);
+}
+
+/** SPOOL_URL and the SPOOL_NATS_* settings; null when the spool is on local disk. */
+function natsSpoolConfig(cwd: string, str: (name: VariableName) => string | null, num: (name: VariableName) => number): NatsSpoolConfig | null {
+  const list = str('SPOOL_URL');
+  if (list === null) return null;
+  const servers: string[] = [];
+  let user: string | null = null;
+  let password: string | null = null;
+  for (const entry of list.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    let url: URL;
+    try {
+      url = new URL(entry.includes('://') ? entry : `nats://${entry}`);
+    } catch {
+      // The value may hold a password: name the variable, not the value.
+      throw new MothershipError('config_invalid', 'SPOOL_URL: expected nats://host:port entries, comma-separated');
+    }
+    if (url.protocol !== 'nats:' && url.protocol !== 'tls:') throw new MothershipError('config_invalid', 'SPOOL_URL: expected nats:// (or tls://) URLs');
+    if (url.username !== '') {
+      user = decodeURIComponent(url.username);
+      password = decodeURIComponent(url.password);
+    }
+    servers.push(`${url.protocol}//${url.host}`);
+  }
+  if (servers.length === 0) throw new MothershipError('config_invalid', 'SPOOL_URL: no server given');
+  const stream = str('SPOOL_NATS_STREAM') ?? '';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) {
+    throw new MothershipError('config_invalid', 'SPOOL_NATS_STREAM: use letters, digits, - and _ (at most 64)');
+  }
+  const file = (name: VariableName): string | null => pathOrNull(cwd, str(name));
+  const tlsFiles = { caFile: file('SPOOL_NATS_TLS_CA_FILE'), certFile: file('SPOOL_NATS_TLS_CERT_FILE'), keyFile: file('SPOOL_NATS_TLS_KEY_FILE') };
+  if ((tlsFiles.certFile === null) !== (tlsFiles.keyFile === null)) {
+    throw new MothershipError('config_invalid', 'SPOOL_NATS_TLS_CERT_FILE and SPOOL_NATS_TLS_KEY_FILE: set both or neither');
+  }
+  const tlsOn = tlsFiles.caFile !== null || tlsFiles.certFile !== null || servers.some((s) => s.startsWith('tls://'));
+  return {
+    servers,
+    user,
+    password,
+    stream,
+    subject: `${stream.toLowerCase()}.batches`,
+    replicas: num('SPOOL_NATS_REPLICAS'),
+    maxAgeMs: Math.round(num('SPOOL_NATS_MAX_AGE_HOURS') * 3_600_000),
+    ackWaitMs: Math.round(num('SPOOL_NATS_ACK_WAIT_SECONDS') * 1000),
+    duplicateWindowMs: num('SPOOL_NATS_DUPLICATE_WINDOW_SECONDS') * 1000,
+    publishTimeoutMs: num('SPOOL_NATS_PUBLISH_TIMEOUT_MS'),
+    token: str('SPOOL_NATS_TOKEN'),
+    credsFile: file('SPOOL_NATS_CREDS_FILE'),
+    tls: tlsOn ? tlsFiles : null,
+  };
 }
 
 /** The LOKI_* settings beyond the seed's, with the cross-checks that need several variables. */

@@ -2,7 +2,7 @@ import type { DeadLetterStore } from '../deadletter/store.js';
 import type { Clock } from '../lib/clock.js';
 import type { SinkHealthMonitor } from '../sinks/health-monitor.js';
 import type { SinkName } from '../sinks/sink.js';
-import type { Spool } from '../spool/spool.js';
+import type { SpoolStore } from '../spool/store.js';
 import type { SinkWorker } from './sink-worker.js';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -29,30 +29,28 @@ export interface HealthBody {
   healthy: boolean;
   sinks: Partial<Record<SinkName, SinkHealthView>>;
   enabled_sinks: SinkName[];
-  spool: { bytes: number; max_bytes: number; full: boolean; segments: number; fsync: boolean };
+  /** The backend's own view (disk: bytes, max_bytes, full, segments, fsync; JetStream: the stream). */
+  spool: Readonly<Record<string, unknown>>;
   reason?: string;
 }
 
 export interface HealthReportDeps {
   readonly clock: Clock;
-  readonly spool: Spool;
+  readonly spool: SpoolStore;
   readonly workers: readonly SinkWorker[];
   readonly monitor: SinkHealthMonitor;
   readonly deadLetters: DeadLetterStore;
   readonly isAccepting: () => boolean;
-  readonly fsync: boolean;
   /** Non-secret facts about each sink (mode, target), shown under `details`. */
   readonly details: Readonly<Partial<Record<SinkName, () => Readonly<Record<string, unknown>>>>>;
 }
 
 const ALL_SINKS: readonly SinkName[] = ['tsdb', 'loki'];
-/** Below this much free spool, /health says it cannot accept (a typical batch would not fit). */
-const SPOOL_HEADROOM_BYTES = 1024 * 1024;
 
 /**
  * The /health body in the seed's shape. `healthy`: everything works. `degraded` (still 200): a
  * sink is failing but batches are spooled. `unhealthy` (503): batches cannot be accepted now
- * (spool full, or shutting down).
+ * (spool full or unreachable, or shutting down).
  */
 export async function healthReport(deps: HealthReportDeps): Promise<HealthBody> {
   const checks = await deps.monitor.statuses();
@@ -83,20 +81,19 @@ export async function healthReport(deps: HealthReportDeps): Promise<HealthBody> 
     if (details !== undefined) view.details = details;
     sinks[name] = view;
   }
-  const spoolBytes = deps.spool.totalBytes;
-  const full = spoolBytes + SPOOL_HEADROOM_BYTES > deps.spool.maxBytes;
+  const refusal = deps.spool.refusal();
   const accepting = deps.isAccepting();
-  const status: HealthStatus = !accepting || full ? 'unhealthy' : allHealthy ? 'healthy' : 'degraded';
+  const status: HealthStatus = !accepting || refusal !== null ? 'unhealthy' : allHealthy ? 'healthy' : 'degraded';
   const body: HealthBody = {
     status,
     timestamp: Math.floor(deps.clock.now() / 1000),
     healthy: status !== 'unhealthy',
     sinks,
     enabled_sinks: deps.workers.map((w) => w.sink.name),
-    spool: { bytes: spoolBytes, max_bytes: deps.spool.maxBytes, full, segments: deps.spool.segments().length, fsync: deps.fsync },
+    spool: deps.spool.healthView(),
   };
   if (!accepting) body.reason = 'shutting down';
-  else if (full) body.reason = 'spool full: sinks are behind; batches are refused with 503 until they catch up';
+  else if (refusal !== null) body.reason = refusal;
   else if (!allHealthy) body.reason = 'a sink is failing; batches are spooled and will be delivered when it recovers';
   return body;
 }

@@ -2,8 +2,9 @@ import type { DeadLetterStore } from '../deadletter/store.js';
 import { MothershipError } from '../lib/errors.js';
 import { deliverIsolating, type PoisonEvent } from '../sinks/deliver.js';
 import type { SendBatch, Sink } from '../sinks/sink.js';
-import { SINK_BITS, type Spool } from '../spool/spool.js';
-import type { SpoolReader, SpoolRecord } from '../spool/spool-reader.js';
+import { SINK_BITS } from '../spool/spool.js';
+import type { SpoolRecord } from '../spool/spool-reader.js';
+import type { RecordReader, SinkFeed, SpoolStore } from '../spool/store.js';
 import type { IngestEvent } from '../pipeline/event.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -69,6 +70,7 @@ const RECENT_OUTCOMES = 4096;
  */
 export class SinkWorker {
   private readonly breaker: CircuitBreaker;
+  private readonly feed: SinkFeed;
   private readonly bit: number;
   private readonly stop = new AbortController();
   private readonly inFlight = new Map<number, { receivedAtMs: number; done: Promise<void> }>();
@@ -88,14 +90,15 @@ export class SinkWorker {
 
   constructor(
     readonly sink: Sink,
-    private readonly spool: Spool,
+    spool: Pick<SpoolStore, 'feed'>,
     private readonly deadLetters: DeadLetterStore,
     private readonly logger: Logger,
     private readonly options: WorkerOptions,
   ) {
     this.breaker = new CircuitBreaker(options.circuit, options.now);
     this.bit = SINK_BITS[sink.name];
-    this.acked = spool.ackedSeq(sink.name);
+    this.feed = spool.feed(sink.name);
+    this.acked = this.feed.ackedSeq();
     this.taken = this.acked;
     this.drainRate = new DrainRate(options.now);
     this.backlogTrend = new BacklogTrend(options.now);
@@ -168,7 +171,7 @@ export class SinkWorker {
    * Unfinished records stay in the spool for the next start.
    */
   async drainAndStop(timeoutMs: number): Promise<void> {
-    this.drainTarget = this.spool.durableSeq;
+    this.drainTarget = this.feed.readableSeq();
     this.wake?.();
     const timer = setTimeout(() => this.stop.abort(), timeoutMs);
     timer.unref();
@@ -181,7 +184,7 @@ export class SinkWorker {
   }
 
   private async run(): Promise<void> {
-    const reader = this.spool.reader(this.sink.name);
+    const reader = this.feed.reader();
     const signal = this.stop.signal;
     const stopped = aborted(signal);
     try {
@@ -210,7 +213,7 @@ export class SinkWorker {
   }
 
   /** The next unit to send: one record, or several small ones when coalescing. Null when woken idle. */
-  private async readUnit(reader: SpoolReader, signal: AbortSignal): Promise<Unit | null> {
+  private async readUnit(reader: RecordReader, signal: AbortSignal): Promise<Unit | null> {
     const first = await this.readNext(reader, signal);
     if (first === null) return null;
     const records = [first];
@@ -220,9 +223,9 @@ export class SinkWorker {
       // maxWaitMs 0: take only what is already durable (batching under load, no added latency).
       const until = coalesce.maxWaitMs > 0 ? AbortSignal.any([signal, AbortSignal.timeout(coalesce.maxWaitMs)]) : signal;
       while (count < coalesce.maxEvents && !until.aborted && reader.next <= this.drainTarget) {
-        if (reader.next > this.spool.durableSeq) {
+        if (reader.next > this.feed.readableSeq()) {
           if (coalesce.maxWaitMs === 0) break;
-          await this.spool.waitForAppend(reader.next - 1, until);
+          await this.feed.waitForMore(reader.next - 1, until);
           continue;
         }
         const more = await reader.read(until);
@@ -260,7 +263,7 @@ export class SinkWorker {
   }
 
   /** Reads the next record, waking early when a drain target is set while idle. */
-  private async readNext(reader: SpoolReader, signal: AbortSignal): Promise<SpoolRecord | null> {
+  private async readNext(reader: RecordReader, signal: AbortSignal): Promise<SpoolRecord | null> {
     const idle = new AbortController();
     const onAbort = (): void => idle.abort();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -292,6 +295,7 @@ export class SinkWorker {
         if (result.kind === 'delivered') {
           this.breaker.success();
           this.lastError = null;
+          this.feed.setDelivering?.(true);
           if (result.poison.length > 0 && !(await this.deadLetterSafely(unit, result.poison, firstAttemptMs, ''))) {
             await sleep(backoffDelay(this.options.backoff, attempt++, this.options.random), signal);
             continue;
@@ -302,6 +306,7 @@ export class SinkWorker {
         if (signal.aborted) return;
         this.options.metrics?.sinkEventsCounted(this.sink.name, 'retried', unit.batch.size);
         this.breaker.failure();
+        if (this.breaker.state === 'open') this.feed.setDelivering?.(false);
         this.noteFailure(result.error, seq);
         const ageMs = this.options.now() - (unit.receivedAtMs ?? firstAttemptMs);
         if (ageMs > this.options.retryBudgetMs) {
@@ -407,8 +412,8 @@ export class SinkWorker {
     if (next - 1 > this.acked) {
       this.drainRate.add(doneEvents);
       this.acked = next - 1;
-      this.spool.ack(this.sink.name, this.acked, doneEvents, bytes);
-      this.backlogTrend.sample(this.spool.backlogOf(this.sink.name).events);
+      this.feed.ack(this.acked, doneEvents, bytes);
+      this.backlogTrend.sample(this.feed.backlog().events);
     }
   }
 }

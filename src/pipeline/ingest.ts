@@ -1,6 +1,6 @@
 import type { RecordOutcome, SinkWorker } from '../delivery/sink-worker.js';
 import type { SinkName } from '../sinks/sink.js';
-import type { Spool } from '../spool/spool.js';
+import type { SpoolStore } from '../spool/store.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { parseEnvelope } from './envelope.js';
 import type { RejectedMessage } from './event.js';
@@ -81,7 +81,7 @@ interface Admitted {
  */
 export class Ingestor {
   constructor(
-    private readonly spool: Spool,
+    private readonly spool: Pick<SpoolStore, 'append'>,
     private readonly workers: readonly SinkWorker[],
     private readonly options: IngestOptions,
   ) {}

@@ -7,6 +7,7 @@ import { FRAME_HEADER_BYTES, MAX_EVENTS_PER_RECORD } from './frame.js';
 import { encodeEvents, wholeRecordEvents, type RecordEvents } from './record-codec.js';
 import { SegmentLog, type RecoveryReport, type Segment } from './segment-log.js';
 import { SpoolReader } from './spool-reader.js';
+import type { AppendOptions, SinkBacklog, SinkFeed, SpoolStore } from './store.js';
 
 export const SINK_BITS: Readonly<Record<SinkName, number>> = { tsdb: 1, loki: 2 };
 
@@ -35,12 +36,7 @@ export interface CachedRecord extends RecordEvents {
   readonly length: number;
 }
 
-export interface SinkBacklog {
-  readonly ackedSeq: number;
-  readonly records: number;
-  readonly events: number;
-  readonly bytes: number;
-}
+export type { SinkBacklog } from './store.js';
 
 interface PendingAppend {
   readonly targets: number;
@@ -59,6 +55,8 @@ interface PendingAppend {
 }
 
 const CURSOR_PERSIST_MS = 200;
+/** /health calls the spool full a little before a batch is refused for good. */
+const SPOOL_HEADROOM_BYTES = 1024 * 1024;
 /**
  * Memory of a cached record per byte of its frame: the payload itself, plus its events as
  * objects with their parsed data, about 2.5× the payload. Measured on the bench's 1000-message
@@ -76,7 +74,8 @@ const CACHED_BYTES_WEIGHT = 1.1;
  * sink reads from its own cursor and acknowledges in order; segments go once every sink has
  * passed them. Disk use is capped by `maxBytes`.
  */
-export class Spool {
+export class Spool implements SpoolStore {
+  readonly backend = 'disk';
   /** Seq of the last record that is durable and readable. */
   durableSeq: number;
   readonly recovery: RecoveryReport;
@@ -162,8 +161,12 @@ export class Spool {
     return this.options.maxBytes;
   }
 
-  /** Durably appends one batch of events; resolves with its seq. Throws `spool_full` when over the limit. */
-  append(events: readonly IngestEvent[], targets: number = this.allTargets()): Promise<number> {
+  /**
+   * Durably appends one batch of events; resolves with its seq. Throws `spool_full` when over
+   * the limit. `targets` (a number, or in the options) defaults to every sink.
+   */
+  append(events: readonly IngestEvent[], options: AppendOptions | number = {}): Promise<number> {
+    const targets = (typeof options === 'number' ? options : options.targets) ?? this.allTargets();
     if (this.closed) return Promise.reject(new MothershipError('shutting_down', 'The spool is closed'));
     if (events.length > MAX_EVENTS_PER_RECORD) return Promise.reject(new MothershipError('too_many_messages', `A record holds at most ${MAX_EVENTS_PER_RECORD} events`));
     const payload = encodeEvents(events);
@@ -243,6 +246,35 @@ export class Spool {
     const acked = this.ackedSeq(sink);
     const b = this.backlog.get(sink) ?? { events: 0, bytes: 0 };
     return { ackedSeq: acked, records: Math.max(0, this.durableSeq - acked), events: b.events, bytes: b.bytes };
+  }
+
+  feed(sink: SinkName): SinkFeed {
+    return {
+      ackedSeq: () => this.ackedSeq(sink),
+      reader: () => this.reader(sink),
+      readableSeq: () => this.durableSeq,
+      waitForMore: (afterSeq, signal) => this.waitForAppend(afterSeq, signal),
+      ack: (seq, events, bytes) => this.ack(sink, seq, events, bytes),
+      backlog: () => this.backlogOf(sink),
+    };
+  }
+
+  refusal(): string | null {
+    return this.totalBytes + SPOOL_HEADROOM_BYTES > this.options.maxBytes ? 'spool full: sinks are behind; batches are refused with 503 until they catch up' : null;
+  }
+
+  healthView(): Readonly<Record<string, unknown>> {
+    return { bytes: this.totalBytes, max_bytes: this.options.maxBytes, full: this.refusal() !== null, segments: this.log.segments.length, fsync: this.options.fsync };
+  }
+
+  adminView(): Readonly<Record<string, unknown>> {
+    return {
+      bytes: this.totalBytes,
+      max_bytes: this.options.maxBytes,
+      durable_seq: this.durableSeq,
+      segments: this.log.segments.map((s) => ({ first_seq: s.firstSeq, last_seq: s.lastSeq, bytes: s.size })),
+      recovery: { torn_bytes: this.recovery.tornBytes, quarantined_segments: this.recovery.quarantined.length },
+    };
   }
 
   /** Persists cursors and closes the log. Appends after this are refused. */

@@ -12,9 +12,12 @@ export type SinkEventResult = 'written' | 'duplicate' | 'retried' | 'dead_letter
 /** Live values read at scrape time (gauges are computed, never pushed from the hot path). */
 export interface MetricsSource {
   spoolBytes(): number;
+  /** 1 while the spool takes batches, 0 while it refuses them (full, or JetStream unreachable). */
+  spoolUp(): number;
   sinks(): ReadonlyArray<{
     readonly name: SinkName;
     readonly backlogEvents: number;
+    readonly backlogRecords: number;
     readonly backlogBytes: number;
     readonly oldestUndeliveredAgeSeconds: number;
     readonly drainRatePerSecond: number;
@@ -69,6 +72,15 @@ export class Metrics {
       registers,
       collect() {
         for (const s of source.sinks()) this.set({ sink: s.name }, s.backlogEvents);
+      },
+    });
+    new Gauge({
+      name: 'mothership_sink_backlog_records',
+      help: 'Spool records (accepted batches; JetStream messages) the sink has not finished: with JetStream, the consumer lag shared by every instance.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        for (const s of source.sinks()) this.set({ sink: s.name }, s.backlogRecords);
       },
     });
     new Gauge({
@@ -127,10 +139,18 @@ export class Metrics {
     });
     new Gauge({
       name: 'mothership_spool_bytes',
-      help: 'Bytes the spool uses on disk.',
+      help: 'Bytes the spool uses (on disk, or in the JetStream stream).',
       registers,
       collect() {
         this.set(source.spoolBytes());
+      },
+    });
+    new Gauge({
+      name: 'mothership_spool_up',
+      help: '1 while the spool takes batches; 0 while it refuses them (full, or JetStream unreachable).',
+      registers,
+      collect() {
+        this.set(source.spoolUp());
       },
     });
     const tsdbWritePaths = source.tsdbWritePaths;

@@ -1,8 +1,11 @@
 /**
  * The deployment files (Dockerfile, compose files, Loki/Prometheus/Grafana configuration and
  * dashboards) checked offline, as far as this machine allows:
- * - both compose files pass `docker-compose config -q` (when docker-compose is installed;
+ * - the compose files pass `docker-compose config -q` (when docker-compose is installed;
  *   .ci/run installs it) and are wired to our variables and files;
+ * - compose.cluster.yml stays a cluster: three JetStream nodes routed to each other, two
+ *   motherships sharing one replicated stream behind a load balancer whose nginx configuration
+ *   names both, retries safely and lets the largest batch through (`nginx -t` when installed);
  * - the Dockerfile has the structure we rely on (hadolint runs too when installed);
  * - the image's healthcheck script answers like Docker expects;
  * - every dashboard parses and uses only the provisioned data sources, our Loki labels and the
@@ -24,7 +27,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { PgConnection, TsdbConfig } from '../../src/config/config.js';
-import { VARIABLES } from '../../src/config/variables.js';
+import { VARIABLES, type VariableSpec } from '../../src/config/variables.js';
 import type { IngestEvent } from '../../src/pipeline/event.js';
 import { normalizeBatch } from '../../src/pipeline/normalize.js';
 import { createTsdbSink, type TsdbSink } from '../../src/sinks/tsdb/sink.js';
@@ -198,7 +201,7 @@ describe('the image healthcheck script', () => {
 // ---------------------------------------------------------------------------------------------
 // Compose files
 
-const COMPOSE_FILES = ['compose.yml', 'compose.observability.yml'] as const;
+const COMPOSE_FILES = ['compose.yml', 'compose.observability.yml', 'compose.cluster.yml'] as const;
 const dockerCompose = which('docker-compose');
 
 /** `docker-compose config` as JSON (PyYAML is a dependency of Debian's docker-compose). */
@@ -285,6 +288,244 @@ function checkMounts(config: Record<string, any>): Array<{ source: string; targe
   assert.ok(mounts.some((m) => m.source.includes(DASHBOARD_DIR) && m.target.startsWith(dashboardsPath ?? '?')), 'dashboards mounted at the provider path');
   return mounts;
 }
+
+// ---------------------------------------------------------------------------------------------
+// compose.cluster.yml: still a cluster
+
+const CLUSTER_FILE = 'compose.cluster.yml';
+const NATS_NODES = ['nats-1', 'nats-2', 'nats-3'];
+const MOTHERSHIPS = ['mothership-1', 'mothership-2'];
+const SPECS: readonly VariableSpec[] = VARIABLES;
+const variableDefault = (name: string): number => Number(SPECS.find((v) => v.name === name)?.default);
+
+/** A command as an argument list, `--flag=value` split in two. */
+const argsOf = (command: string | string[]): string[] =>
+  (typeof command === 'string' ? command.trim().split(/\s+/) : command).flatMap((a) => (/^--?\w+=/.test(a) ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+const flag = (args: readonly string[], ...names: string[]): string | undefined => {
+  const i = args.findIndex((a) => names.includes(a));
+  return i < 0 ? undefined : args[i + 1];
+};
+
+/** A service's volumes as source, target and read-only, in either of docker-compose's forms. */
+function volumesOf(service: Record<string, any>): Array<{ source: string; target: string; readOnly: boolean; named: boolean }> {
+  return ((service['volumes'] ?? []) as Array<string | { type?: string; source: string; target: string; read_only?: boolean }>).map((v) => {
+    if (typeof v !== 'string') return { source: v.source, target: v.target, readOnly: v.read_only === true, named: v.type === 'volume' };
+    const [source = '', target = '', mode = ''] = v.split(':');
+    return { source, target, readOnly: mode.split(',').includes('ro'), named: !source.startsWith('/') && !source.startsWith('.') };
+  });
+}
+
+/** The environment values of the mothership fit their variables' kinds (an integer in range, an enum value). */
+function checkEnvValues(service: string, env: Readonly<Record<string, string>>): void {
+  for (const [name, value] of Object.entries(env)) {
+    const spec = SPECS.find((v) => v.name === name);
+    assert.ok(spec, `${service}: env ${name} is not one of src/config/variables.ts`);
+    const kind = spec.kind;
+    if (kind.type === 'integer' || kind.type === 'number') {
+      const n = Number(value);
+      assert.ok(value.trim() !== '' && Number.isFinite(n) && (kind.type === 'number' || Number.isInteger(n)), `${service}: ${name}=${value} is a number`);
+      assert.ok(n >= kind.min && n <= kind.max, `${service}: ${name}=${value} within [${kind.min}, ${kind.max}]`);
+    }
+    if (kind.type === 'enum' && value !== '') assert.ok(kind.values.some((x) => x.toLowerCase() === value.toLowerCase()), `${service}: ${name}=${value}`);
+  }
+}
+
+/** nginx sizes (16m) in bytes and times (130s, 2m) in seconds. */
+function nginxSize(text: string): number {
+  const m = /^(\d+)([kmg]?)$/i.exec(text.trim());
+  assert.ok(m, `nginx size ${text}`);
+  return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[(m[2] as string).toLowerCase()]!;
+}
+function nginxSeconds(text: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
+  assert.ok(m, `nginx time ${text}`);
+  return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+const withoutComments = (conf: string): string => conf.replace(/(^|\s)#.*$/gm, '$1');
+/** Every value of a directive, as written (`proxy_read_timeout 130s;` → ['130s']). */
+const directives = (conf: string, name: string): string[] =>
+  [...withoutComments(conf).matchAll(new RegExp(`(?:^|[\\s;{])${name}\\s+([^;{}]+);`, 'g'))].map((m) => (m[1] as string).trim());
+
+describe('compose.cluster.yml', () => {
+  let config: Record<string, any> | null = null;
+  let services: Record<string, any> = {};
+  before(() => {
+    config = composeConfig(CLUSTER_FILE);
+    services = (config?.['services'] ?? {}) as Record<string, any>;
+  });
+  const needConfig = (t: { skip(message: string): void }): boolean => {
+    if (config === null) t.skip('docker-compose (with python3-yaml) not installed');
+    return config !== null;
+  };
+
+  it('runs three NATS nodes, two motherships, TimescaleDB and one load balancer', (t) => {
+    if (!needConfig(t)) return;
+    assert.deepEqual(Object.keys(services).sort(), ['loadbalancer', ...MOTHERSHIPS, ...NATS_NODES, 'timescaledb'].sort());
+  });
+
+  it('the NATS nodes form one JetStream cluster: each with its own store and name, routed to the others', (t) => {
+    if (!needConfig(t)) return;
+    const clusterNames = new Set<string>();
+    const stores = new Set<string>();
+    for (const node of NATS_NODES) {
+      const s = services[node];
+      assert.match(s.image, /^nats:\d+\.\d+[\w.-]*$/, `${node}: a pinned nats image`);
+      const args = argsOf(s.command ?? []);
+      assert.ok(args.includes('-js') || args.includes('--jetstream'), `${node}: JetStream on (-js)`);
+      assert.equal(flag(args, '--server_name', '--name', '-n'), node, `${node}: --server_name is its service name (JetStream needs unique ones)`);
+      const clusterName = flag(args, '--cluster_name');
+      assert.ok(clusterName, `${node}: --cluster_name`);
+      clusterNames.add(clusterName);
+      assert.equal(new URL(flag(args, '--cluster') ?? 'x:').port, '6222', `${node}: --cluster listens on 6222`);
+      const routes = (flag(args, '--routes') ?? '').split(',').filter((r) => r !== '').map((r) => new URL(r));
+      for (const other of NATS_NODES.filter((n) => n !== node)) {
+        assert.ok(routes.some((r) => r.hostname === other && r.port === '6222'), `${node}: routes to ${other}:6222`);
+      }
+      const storeDir = flag(args, '-sd', '--store_dir');
+      assert.ok(storeDir, `${node}: -sd`);
+      const store = volumesOf(s).find((v) => v.target === storeDir);
+      assert.ok(store?.named, `${node}: a named volume at ${storeDir}`);
+      assert.ok(!stores.has(store.source), `${node}: its own volume (${store.source} is shared)`);
+      stores.add(store.source);
+      const monitor = flag(args, '-m', '--http_port');
+      assert.ok(monitor, `${node}: monitoring port (-m) for the healthcheck`);
+      assert.match((s.healthcheck?.test ?? []).join(' '), new RegExp(`:${monitor}/healthz\\b`), `${node}: healthcheck on /healthz`);
+      assert.equal(flag(args, '-p', '--port') ?? '4222', '4222', `${node}: clients on 4222`);
+      assert.equal(s.ports, undefined, `${node}: not published (no authentication)`);
+      assert.equal(s.restart, 'unless-stopped');
+    }
+    assert.equal(clusterNames.size, 1, 'one --cluster_name for all nodes');
+  });
+
+  it('both motherships share one R3 stream on all the nodes, with the same settings, after NATS and the database are healthy', (t) => {
+    if (!needConfig(t)) return;
+    const db = services['timescaledb'];
+    const dataVolumes = new Set<string>();
+    for (const name of MOTHERSHIPS) {
+      const m = services[name];
+      assert.ok(m.build, `${name}: built from this repository`);
+      const env = m.environment as Record<string, string>;
+      checkEnvValues(name, env);
+      assert.deepEqual(env, services[MOTHERSHIPS[0] as string].environment, `${name}: same environment as ${MOTHERSHIPS[0]}`);
+      const servers = (env['SPOOL_URL'] ?? '').split(',').map((u) => new URL(u.trim()));
+      assert.deepEqual(servers.map((u) => u.protocol), servers.map(() => 'nats:'), `${name}: SPOOL_URL is nats:// URLs`);
+      assert.deepEqual(servers.map((u) => `${u.hostname}:${u.port}`).sort(), NATS_NODES.map((n) => `${n}:4222`), `${name}: SPOOL_URL names every NATS node`);
+      assert.ok(env['SPOOL_NATS_STREAM'], `${name}: SPOOL_NATS_STREAM`);
+      const replicas = Number(env['SPOOL_NATS_REPLICAS']);
+      assert.equal(replicas, 3, `${name}: SPOOL_NATS_REPLICAS=3 (a node can be lost)`);
+      assert.ok(replicas <= NATS_NODES.length, `${name}: no more replicas than NATS nodes`);
+      assert.ok(Number(env['SPOOL_MAX_BYTES']) >= variableDefault('MAX_BODY_BYTES'), `${name}: SPOOL_MAX_BYTES holds at least one batch`);
+      assert.equal(env['TSDB_HOST'], 'timescaledb');
+      assert.equal(env['TSDB_PORT'], '5432');
+      assert.equal(env['TSDB_PASSWORD'], db.environment.POSTGRES_PASSWORD);
+      assert.equal(env['TSDB_USERNAME'], db.environment.POSTGRES_USER);
+      assert.equal(env['TSDB_DATABASE'], db.environment.POSTGRES_DB);
+      for (const secret of ['AUTH_TOKENS', 'ADMIN_TOKEN']) assert.ok(secret in env, `${name}: ${secret} passed through`);
+      assert.equal(env['DATA_DIR'], '/data');
+      const data = volumesOf(m).find((v) => v.target === '/data');
+      assert.ok(data?.named, `${name}: a named volume at /data (its dead letters)`);
+      assert.ok(!dataVolumes.has(data.source), `${name}: its own data volume`);
+      dataVolumes.add(data.source);
+      for (const dep of [...NATS_NODES, 'timescaledb']) assert.equal(m.depends_on?.[dep]?.condition, 'service_healthy', `${name}: waits for ${dep} to be healthy`);
+      assert.equal(m.ports, undefined, `${name}: not published (only the load balancer is)`);
+      assert.match((m.healthcheck?.test ?? []).join(' '), /\/readyz\b/, `${name}: healthcheck on /readyz`);
+      assert.equal(m.restart, 'unless-stopped');
+    }
+    assert.match(db.image, /^timescale\/timescaledb:/);
+    assert.match(db.healthcheck.test.join(' '), /pg_isready/);
+    assert.ok(volumesOf(db).some((v) => v.named && v.target === '/var/lib/postgresql/data'), 'timescaledb: a named data volume');
+  });
+
+  it("the motherships' healthcheck exits 0 on 200 from /readyz, 1 on 503 and 1 when nothing listens", async (t) => {
+    if (!needConfig(t)) return;
+    const test = services[MOTHERSHIPS[0] as string].healthcheck.test as string[];
+    const argv = test[0] === 'CMD' ? test.slice(1) : test;
+    assert.equal(argv[0], 'node', 'plain node: the image has no curl or wget');
+    let status = 200;
+    const server = http.createServer((req, res) => res.writeHead(req.url === '/readyz' ? status : 404).end('{}'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const probe = (): Promise<number | null> =>
+      new Promise((resolve) => {
+        const args = argv.slice(1).map((a) => a.replace('127.0.0.1:8080', `127.0.0.1:${port}`));
+        spawn(process.execPath, args, { stdio: 'ignore' }).on('exit', (code) => resolve(code));
+      });
+    try {
+      assert.equal(await probe(), 0);
+      status = 503;
+      assert.equal(await probe(), 1);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    assert.equal(await probe(), 1);
+  });
+
+  it('only the load balancer is published, on 8080, with a read-only nginx configuration that names both motherships', (t) => {
+    if (!needConfig(t)) return;
+    const lb = services['loadbalancer'];
+    for (const [name, s] of Object.entries(services)) if (name !== 'loadbalancer') assert.equal(s.ports, undefined, `${name} is not published`);
+    assert.deepEqual(((lb.ports ?? []) as Array<string | { published: number; target: number }>).map((p) => (typeof p === 'string' ? p.replace(/^[\d.]+:/, '').replace(/\/tcp$/, '') : `${p.published}:${p.target}`)), ['8080:8080']);
+    for (const name of MOTHERSHIPS) assert.ok(lb.depends_on?.[name], `loadbalancer: depends on ${name}`);
+    assert.ok(lb.healthcheck, 'loadbalancer: healthcheck');
+    const conf = volumesOf(lb).find((v) => v.target.startsWith('/etc/nginx/'));
+    assert.ok(conf, 'loadbalancer: its configuration is mounted');
+    assert.ok(conf.readOnly, 'loadbalancer: configuration mounted read-only');
+    assert.equal(path.relative(ROOT, conf.source), 'deploy/cluster/nginx.conf');
+    const text = readFileSync(conf.source, 'utf8');
+    const upstreams = [...withoutComments(text).matchAll(/upstream\s+(\S+)\s*\{([^}]*)\}/g)];
+    assert.equal(upstreams.length, 1, 'one upstream block');
+    const [, upstream = '', body = ''] = upstreams[0] as RegExpMatchArray;
+    const servers = directives(body, 'server').map((s) => s.split(/\s+/)[0] as string);
+    assert.deepEqual(servers.sort(), MOTHERSHIPS.map((m) => `${m}:${services[m].environment.SERVER_PORT}`), 'the upstream is both motherships, at their SERVER_PORT');
+    assert.deepEqual(directives(text, 'proxy_pass'), [`http://${upstream}`]);
+    assert.ok(!/\b(ip_hash|hash|sticky)\b/.test(body), 'no sticky balancing: any instance takes any batch');
+    assert.ok(directives(text, 'listen').some((l) => /^(\S+:)?8080\b/.test(l)), 'nginx listens on the published 8080');
+    assert.ok(/location\s+\/\s*\{[^}]*proxy_pass/.test(withoutComments(text)), 'location / is proxied (/health, /ingest and the rest)');
+  });
+
+  it('deploy/cluster/nginx.conf: the largest batch passes, answers outlast the request timeout, retries are idempotent-safe', () => {
+    const text = read('deploy/cluster/nginx.conf');
+    const bodies = directives(text, 'client_max_body_size');
+    assert.equal(bodies.length, 1);
+    assert.ok(nginxSize(bodies[0] as string) >= variableDefault('MAX_BODY_BYTES'), 'client_max_body_size >= MAX_BODY_BYTES');
+    for (const name of ['proxy_read_timeout', 'proxy_send_timeout']) {
+      const values = directives(text, name);
+      assert.equal(values.length, 1, name);
+      assert.ok(nginxSeconds(values[0] as string) > variableDefault('SERVER_REQUEST_TIMEOUT_MS') / 1000, `${name} > SERVER_REQUEST_TIMEOUT_MS`);
+    }
+    const next = directives(text, 'proxy_next_upstream').flatMap((v) => v.split(/\s+/));
+    // POST /ingest is resent to the other instance only because batches are idempotent (batch id
+    // in JetStream, event ids in the database); a 503 is an answer for the edge node, not a failure.
+    for (const condition of ['error', 'timeout', 'non_idempotent']) assert.ok(next.includes(condition), `proxy_next_upstream ${condition}`);
+    assert.ok(!next.includes('http_503') && !next.includes('off'), 'a 503 goes back to the edge node with its Retry-After');
+    assert.ok(!directives(text, 'proxy_request_buffering').includes('off'), 'bodies are buffered, so a retry can send them again');
+  });
+
+  it('deploy/cluster/nginx.conf passes nginx -t when nginx is installed', (t) => {
+    const nginx = which('nginx');
+    if (nginx === null) {
+      t.skip('nginx not installed (apt-get install -y nginx-light); its configuration checked structurally only');
+      return;
+    }
+    const version = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(run(nginx, ['-v']).output);
+    assert.ok(version, 'nginx -v');
+    const [major, minor, patch] = version.slice(1).map(Number) as [number, number, number];
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'nginx-'));
+    try {
+      // The container's names do not resolve here; `resolve` in an upstream is nginx 1.27.3 or later.
+      let site = read('deploy/cluster/nginx.conf').replace(/\bmothership-\d+:/g, '127.0.0.1:');
+      if (major * 1e6 + minor * 1e3 + patch < 1_027_003) site = site.replace(/(server\s+\S+.*?)\s+resolve\b/g, '$1');
+      writeFileSync(path.join(dir, 'site.conf'), site);
+      // Inside http { } as in the image's nginx.conf.
+      writeFileSync(path.join(dir, 'nginx.conf'), `pid ${dir}/nginx.pid;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`);
+      const r = run(nginx, ['-t', '-q', '-p', dir, '-e', path.join(dir, 'error.log'), '-c', path.join(dir, 'nginx.conf')]);
+      assert.equal(r.status, 0, r.output);
+      t.diagnostic(`nginx ${version.slice(1).join('.')} -t passed`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 // ---------------------------------------------------------------------------------------------
 // Loki, Prometheus and Grafana configuration

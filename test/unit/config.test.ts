@@ -87,6 +87,43 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig: SPOOL_URL and SPOOL_NATS_*', () => {
+  test('unset: the spool is on local disk', () => {
+    assert.equal(loadConfig({}, '/srv').spool.nats, null);
+  });
+
+  test('several servers, credentials taken out of the URLs, the subject from the stream name', () => {
+    const c = loadConfig({ SPOOL_URL: 'nats://app:s%40cret@n1:4222, nats://n2:4222,n3', SPOOL_NATS_STREAM: 'Fleet_Spool', SPOOL_NATS_REPLICAS: '3', SPOOL_NATS_ACK_WAIT_SECONDS: '2.5', SPOOL_NATS_MAX_AGE_HOURS: '24' }, '/srv');
+    assert.deepEqual(c.spool.nats?.servers, ['nats://n1:4222', 'nats://n2:4222', 'nats://n3']);
+    assert.equal(c.spool.nats?.user, 'app');
+    assert.equal(c.spool.nats?.password, 's@cret');
+    assert.equal(c.spool.nats?.subject, 'fleet_spool.batches');
+    assert.equal(c.spool.nats?.replicas, 3);
+    assert.equal(c.spool.nats?.ackWaitMs, 2500);
+    assert.equal(c.spool.nats?.maxAgeMs, 24 * 3_600_000);
+    assert.equal(c.spool.nats?.duplicateWindowMs, 300_000);
+    assert.equal(c.spool.nats?.tls, null);
+  });
+
+  test('TLS files turn TLS on; a certificate needs its key', () => {
+    const c = loadConfig({ SPOOL_URL: 'nats://n1:4222', SPOOL_NATS_TLS_CA_FILE: 'ca.pem' }, '/srv');
+    assert.deepEqual(c.spool.nats?.tls, { caFile: '/srv/ca.pem', certFile: null, keyFile: null });
+    assert.throws(() => loadConfig({ SPOOL_URL: 'nats://n1:4222', SPOOL_NATS_TLS_CERT_FILE: 'c.pem' }), /SPOOL_NATS_TLS_CERT_FILE and SPOOL_NATS_TLS_KEY_FILE/);
+  });
+
+  test('bad values name their variable and never echo a password', () => {
+    assert.throws(() => loadConfig({ SPOOL_URL: 'http://u:hunter2@n1' }), (err: Error) => /SPOOL_URL/.test(err.message) && !err.message.includes('hunter2'));
+    assert.throws(() => loadConfig({ SPOOL_URL: 'nats://n1', SPOOL_NATS_STREAM: 'a.b' }), /SPOOL_NATS_STREAM/);
+    assert.throws(() => loadConfig({ SPOOL_URL: 'nats://n1', SPOOL_NATS_REPLICAS: '7' }), /SPOOL_NATS_REPLICAS/);
+  });
+
+  test('describeConfig masks the NATS password and token', () => {
+    const text = JSON.stringify(describeConfig(loadConfig({ SPOOL_URL: 'nats://app:natspass@n1:4222', SPOOL_NATS_TOKEN: 'natstoken' })));
+    assert.ok(!text.includes('natspass') && !text.includes('natstoken'), text);
+    assert.match(text, /nats:\/\/n1:4222/);
+  });
+});
+
 describe('loadConfig: LOKI_*', () => {
   test('defaults', () => {
     const l = loadConfig({}).loki;

@@ -68,7 +68,8 @@ test('/livez and /readyz', async () => {
 
 test('mothership_tsdb_writes_total follows the tsdb writer\'s path counts, one series per path', async () => {
   const paths = { copy: 0, conflicts: 0, skipDuplicates: 0 };
-  const metrics = new Metrics({ spoolBytes: () => 0, sinks: () => [], inflightBytes: () => 0, tsdbWritePaths: () => paths }, { defaultMetrics: false });
+  const metrics = new Metrics({ spoolUp: () => 1,
+      spoolBytes: () => 0, sinks: () => [], inflightBytes: () => 0, tsdbWritePaths: () => paths }, { defaultMetrics: false });
   paths.copy = 7;
   paths.conflicts = 1;
   paths.skipDuplicates = 2;

@@ -102,6 +102,30 @@ describe('SinkWorker', () => {
     await r.spool.close();
   });
 
+  test('the worker tells a shared spool when its sink stops and starts delivering (circuit open, then a write)', async () => {
+    const r = await rig();
+    const told: boolean[] = [];
+    const spool = { feed: (sink: 'tsdb' | 'loki') => ({ ...r.spool.feed(sink), setDelivering: (d: boolean) => void told.push(d) }) };
+    const worker = new SinkWorker(r.sink, spool, r.deadLetters, silentLogger(), {
+      window: 4,
+      retryBudgetMs: 7 * 24 * 3600 * 1000,
+      backoff: { baseMs: 1, maxMs: 5 },
+      circuit: { failureThreshold: 3, openMs: 5, maxOpenMs: 20 },
+      now: () => r.clock.ms,
+      random: () => 0.5,
+    });
+    r.sink.down = true;
+    worker.start();
+    const seq = await r.spool.append(makeEvents(0, 5));
+    await until(() => worker.status().circuit === 'open');
+    assert.equal(told.includes(false), true, 'told when the circuit opened');
+    assert.equal(told.includes(true), false);
+    r.sink.down = false;
+    await until(() => r.spool.ackedSeq('tsdb') === seq, r.clock);
+    assert.equal(told.at(-1), true, 'told when a write went in');
+    await worker.drainAndStop(1000);
+  });
+
   test('a poison event goes to the dead letters; the rest of its record lands; the cursor moves on', async () => {
     const r = await rig();
     r.sink.poison = /poison/;

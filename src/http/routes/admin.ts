@@ -3,12 +3,13 @@ import { fromDeadEvent, type DeadLetterFilter, type DeadLetterStore } from '../.
 import type { SinkWorker } from '../../delivery/sink-worker.js';
 import { MothershipError } from '../../lib/errors.js';
 import type { SinkName } from '../../sinks/sink.js';
-import { SINK_BITS, type Spool } from '../../spool/spool.js';
+import { SINK_BITS } from '../../spool/spool.js';
+import type { SpoolStore } from '../../spool/store.js';
 import type { BearerAuth } from '../auth.js';
 
 export interface AdminRouteDeps {
   readonly auth: BearerAuth;
-  readonly spool: Spool;
+  readonly spool: SpoolStore;
   readonly workers: readonly SinkWorker[];
   readonly deadLetters: DeadLetterStore;
 }
@@ -27,14 +28,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
       admin.addHook('onRequest', async (request) => deps.auth.check(request.headers.authorization));
 
       admin.get('/spool', async () => ({
-        bytes: deps.spool.totalBytes,
-        max_bytes: deps.spool.maxBytes,
-        durable_seq: deps.spool.durableSeq,
-        segments: deps.spool.segments().map((s) => ({ first_seq: s.firstSeq, last_seq: s.lastSeq, bytes: s.size })),
-        recovery: {
-          torn_bytes: deps.spool.recovery.tornBytes,
-          quarantined_segments: deps.spool.recovery.quarantined.length,
-        },
+        ...deps.spool.adminView(),
         sinks: Object.fromEntries(
           deps.workers.map((w) => {
             const backlog = deps.spool.backlogOf(w.sink.name);
@@ -60,7 +54,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
         const letters = await deps.deadLetters.take(sink, filterParams(q), limit);
         if (letters.length === 0) return { sink, replayed: 0 };
         try {
-          const seq = await deps.spool.append(letters.map((l) => fromDeadEvent(l.event)), SINK_BITS[sink]);
+          const seq = await deps.spool.append(letters.map((l) => fromDeadEvent(l.event)), { targets: SINK_BITS[sink], dedupe: false });
           return { sink, replayed: letters.length, seq };
         } catch (err) {
           await deps.deadLetters.restore(sink, letters);

@@ -1,0 +1,261 @@
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { SinkName } from '../../sinks/sink.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { SpoolRecord } from '../spool-reader.js';
+import type { RecordReader, SinkBacklog, SinkFeed } from '../store.js';
+import { messageRecord } from './message.js';
+
+export interface FeedOptions {
+  readonly sink: SinkName;
+  /** The sink's durable consumer (fetched again after an error). */
+  readonly consumer: () => Promise<Consumer>;
+  /** Records fetched ahead of the worker. */
+  readonly prefetch: number;
+  /** Bytes of records fetched ahead of the worker (a batch larger than this still comes alone). */
+  readonly prefetchBytes: number;
+  readonly ackWaitMs: number;
+  readonly backlog: () => SinkBacklog;
+  /** Told the event count of each batch taken (the spool's estimate of events per batch). */
+  readonly observe: (eventCount: number) => void;
+  readonly logger: Logger;
+}
+
+/** Below this much room in the byte budget, a fetch waits for the worker instead of asking for crumbs. */
+const MIN_FETCH_BYTES = 64 * 1024;
+/** How long closing waits for the pull to end before it hands back what it holds anyway. */
+const CLOSE_WAIT_MS = 2_000;
+/** Life of one fetch when fewer batches are waiting than it asks for: short, because closing waits it out. */
+const PULL_EXPIRES_MS = 1_000;
+const NO_EVENTS = { eventCount: 0, events: () => [], copyText: null, receivedAtMs: null } as const;
+
+/**
+ * One sink's share of the JetStream spool on this instance. Messages come from the sink's durable
+ * consumer, which every instance shares, so each batch goes to one instance at a time; this feed
+ * numbers the ones it gets 1, 2, 3… (the worker's seqs), acknowledges each once the worker has
+ * finished it, and keeps telling JetStream it is working on the others so a sink that retries
+ * for hours does not see its batches handed elsewhere. A batch whose instance dies is
+ * redelivered to another after SPOOL_NATS_ACK_WAIT_SECONDS; event ids make the second write a
+ * no-op where the first one went in.
+ */
+export class JetStreamFeed implements SinkFeed {
+  private readonly queue: SpoolRecord[] = [];
+  /** Messages taken and not yet acknowledged, by local seq. */
+  private readonly held = new Map<number, JsMsg>();
+  private queuedBytes = 0;
+  private nextTooLarge = false;
+  /** Batches taken so far and their bytes: the typical batch the fetches are sized by. */
+  private readonly taken = { records: 0, bytes: 0 };
+  private lastSeq = 0;
+  /** The seq of the last record handed to the reader. */
+  private readCount = 0;
+  private acked = 0;
+  private waiters: Array<() => void> = [];
+  private readerWaiters: Array<() => void> = [];
+  private resumeWaiters: Array<() => void> = [];
+  private pump: Promise<void> | null = null;
+  private paused = false;
+  private closed = false;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(private readonly options: FeedOptions) {
+    this.heartbeat = setInterval(() => {
+      for (const m of this.held.values()) m.working();
+    }, Math.max(250, Math.floor(options.ackWaitMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  ackedSeq(): number {
+    return this.acked;
+  }
+
+  readableSeq(): number {
+    return this.lastSeq;
+  }
+
+  /** Batches this instance holds for the sink (fetched, not yet acknowledged). */
+  get holding(): number {
+    return this.held.size;
+  }
+
+  reader(): RecordReader {
+    this.pump ??= this.run();
+    const next = (): number => this.readCount + 1;
+    return {
+      get next() {
+        return next();
+      },
+      read: (signal) => this.read(signal),
+      close: async () => undefined,
+    };
+  }
+
+  waitForMore(afterSeq: number, signal: AbortSignal): Promise<void> {
+    if (this.lastSeq > afterSeq || signal.aborted || this.closed) return Promise.resolve();
+    return waitOn(this.waiters, signal);
+  }
+
+  ack(seq: number, _events: number, _bytes: number): void {
+    for (let s = this.acked + 1; s <= seq; s++) {
+      this.held.get(s)?.ack();
+      this.held.delete(s);
+    }
+    if (seq > this.acked) this.acked = seq;
+  }
+
+  backlog(): SinkBacklog {
+    return this.options.backlog();
+  }
+
+  /**
+   * The worker's word on its sink: while it fails here (circuit open), this instance takes no new
+   * batches and hands back those it fetched but did not start, so an instance whose sink works
+   * delivers them instead of this one retrying them for days. The batches already in its sends
+   * stay with it; it retries them, and fetching resumes when one goes in.
+   */
+  setDelivering(delivering: boolean): void {
+    if (delivering === !this.paused) return;
+    this.paused = !delivering;
+    if (this.paused) {
+      this.handBack(this.queue.splice(0).map((r) => r.seq));
+      this.queuedBytes = 0;
+      // Seqs handed back were never seen by the worker: they are numbered again.
+      this.lastSeq = this.readCount;
+      this.options.logger.warn({ sink: this.options.sink, holding: this.held.size }, 'the sink fails here: this instance takes no new batches from the spool stream until it recovers; other instances deliver them');
+    } else {
+      this.options.logger.info({ sink: this.options.sink }, 'the sink works again here: taking batches from the spool stream');
+      for (const wake of this.resumeWaiters.splice(0)) wake();
+    }
+  }
+
+  /**
+   * Stops fetching and hands back what this instance took but did not finish (nak: another
+   * instance gets it now, not after the ack wait).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    for (const wake of [...this.waiters.splice(0), ...this.readerWaiters.splice(0), ...this.resumeWaiters.splice(0)]) wake();
+    // The fetch in progress ends first (at its expiry at the latest): a batch handed back while the
+    // server still serves that pull could be sent to it again, and would wait out the ack wait.
+    await Promise.race([this.pump?.catch(() => undefined), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
+    this.handBack([...this.held.keys()]);
+  }
+
+  private handBack(seqs: readonly number[]): void {
+    for (const seq of seqs) {
+      this.held.get(seq)?.nak();
+      this.held.delete(seq);
+    }
+  }
+
+  private async read(signal: AbortSignal): Promise<SpoolRecord | null> {
+    for (;;) {
+      if (signal.aborted) return null;
+      const record = this.queue.shift();
+      if (record !== undefined) {
+        this.queuedBytes -= record.bytes;
+        this.readCount = record.seq;
+        for (const wake of this.readerWaiters.splice(0)) wake();
+        return record;
+      }
+      if (this.closed) {
+        await waitOn([], signal);
+        return null;
+      }
+      await waitOn(this.waiters, signal);
+    }
+  }
+
+  /**
+   * Explicit fetches, each for no more than the room left in `prefetch`: every message delivered
+   * to this instance is one it holds (and keeps alive with `working`), none waits unseen in a
+   * client buffer while its ack wait runs out.
+   */
+  private async run(): Promise<void> {
+    let consumer: Consumer | null = null;
+    while (!this.closed) {
+      if (this.paused) {
+        await waitOn(this.resumeWaiters, null);
+        continue;
+      }
+      const limit = this.fetchLimit();
+      if (limit === null) {
+        await waitOn(this.readerWaiters, null);
+        continue;
+      }
+      const takenBefore = this.taken.records;
+      try {
+        consumer ??= await this.options.consumer();
+        const messages = await consumer.fetch({ ...limit, expires: PULL_EXPIRES_MS });
+        for await (const m of messages) {
+          // A batch that arrives once this instance paused goes straight back.
+          if (this.paused) m.nak();
+          else this.take(m);
+        }
+        this.nextTooLarge = false;
+      } catch (err) {
+        // The server ends a byte-limited fetch this way when the next batch does not fit: not a
+        // failure; with nothing taken and nothing queued, the next fetch asks for that batch alone.
+        if (/message size exceeds max ?bytes/i.test((err as Error).message)) {
+          this.nextTooLarge = this.taken.records === takenBefore && this.queue.length === 0;
+          // It fits once the worker has taken some of what is queued.
+          if (this.queue.length > 0) await waitOn(this.readerWaiters, null);
+          continue;
+        }
+        consumer = null;
+        if (this.closed) return;
+        this.options.logger.warn({ sink: this.options.sink, err: { message: (err as Error).message } }, 'reading the spool stream failed; retrying');
+        await new Promise((r) => setTimeout(r, 1_000).unref());
+      }
+    }
+  }
+
+  /**
+   * What the next fetch may bring, null to wait for the worker first. The client takes a count
+   * or a byte limit, not both: bytes bound memory, and the count (`prefetch`) is kept by asking
+   * for about that many typical batches. One batch alone is asked for when the size of batches is
+   * not known yet, or when the next one did not fit the byte limit with nothing queued, so a
+   * large batch cannot stall the feed.
+   */
+  private fetchLimit(): { max_messages: number } | { max_bytes: number } | null {
+    const room = this.options.prefetch - this.queue.length;
+    if (room <= 0) return null;
+    if (this.queue.length === 0 && (this.taken.records === 0 || this.nextTooLarge)) return { max_messages: 1 };
+    const typical = this.taken.bytes / this.taken.records;
+    const bytes = Math.min(this.options.prefetchBytes - this.queuedBytes, Math.ceil(room * 2 * typical));
+    if (this.queue.length === 0) return { max_bytes: Math.max(bytes, Math.ceil(2 * typical)) };
+    return bytes < MIN_FETCH_BYTES ? null : { max_bytes: bytes };
+  }
+
+  private take(m: JsMsg): void {
+    const seq = ++this.lastSeq;
+    this.held.set(seq, m);
+    let record: SpoolRecord;
+    try {
+      const r = messageRecord(m.data, (name) => m.headers?.get(name) ?? '');
+      record = { seq, bytes: m.data.byteLength, ...r };
+      this.options.observe(r.eventCount);
+    } catch (err) {
+      record = { seq, targets: 0, bytes: m.data.byteLength, ...NO_EVENTS, decodeError: `stream message ${m.seq}: ${(err as Error).message}` };
+    }
+    this.queue.push(record);
+    this.queuedBytes += record.bytes;
+    this.taken.records++;
+    this.taken.bytes += record.bytes;
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+}
+
+function waitOn(list: Array<() => void>, signal: AbortSignal | null): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    if (signal !== null) {
+      if (signal.aborted) return resolve();
+      signal.addEventListener('abort', done, { once: true });
+    }
+    list.push(done);
+  });
+}
