@@ -62,7 +62,7 @@ export async function inspectJetStream(config: NatsSpoolConfig): Promise<JetStre
         bytes: info.state.bytes,
         first_seq: info.state.first_seq,
         last_seq: info.state.last_seq,
-        cluster: cluster === undefined ? null : { leader: cluster.leader ?? null, replicas: (cluster.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: r.offline, lag: r.lag ?? 0 })) },
+        cluster: cluster === undefined ? null : { leader: cluster.leader ?? null, replicas: (cluster.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: r.offline === true, lag: r.lag ?? 0 })) },
       },
       consumers,
     };

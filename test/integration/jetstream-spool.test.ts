@@ -334,7 +334,8 @@ describe('the spool on a NATS server that goes away or refuses us', { skip: bina
     await assert.rejects(spool.append(makeEvents(10, 2)), (err: unknown) => err instanceof MothershipError && err.code === 'storage_unavailable' && err.status === 503 && (err.retryAfterSeconds ?? 0) >= 1);
     assert.ok(Date.now() - started < 1_000, 'refused without waiting for the publish timeout');
     await node.start();
-    await waitUntil(() => spool.refusal() === null, 20_000, 'the spool reconnects');
+    await waitUntil(() => spool.healthView().connected === true, 20_000, 'the spool reconnects');
+    assert.equal(spool.refusal(), null, 'batches refused while NATS was known down do not keep /health unhealthy once it is back');
     await spool.append(makeEvents(20, 2));
     const records = await readAll(spool.feed('tsdb'), 2);
     assert.deepEqual(records.map((r) => r.events()[0]?.id), [makeEvents(0, 1)[0]?.id, makeEvents(20, 1)[0]?.id], 'what was stored before the outage survived it (file store)');

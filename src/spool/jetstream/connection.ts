@@ -14,6 +14,30 @@ export class ConnectionState {
   /** Why the connection is down, while it is. */
   reason: string | null = null;
   sinceMs = 0;
+  /** When the connection last came back (0: never lost). */
+  backAtMs = 0;
+  private readonly lostListeners = new Set<() => void>();
+
+  /** Calls `listener` when the connection is lost; returns the unsubscribe. */
+  onLost(listener: () => void): () => void {
+    this.lostListeners.add(listener);
+    return () => {
+      this.lostListeners.delete(listener);
+    };
+  }
+
+  lost(reason: string, nowMs: number): void {
+    this.connected = false;
+    this.reason = reason;
+    this.sinceMs = nowMs;
+    for (const listener of [...this.lostListeners]) listener();
+  }
+
+  back(nowMs: number): void {
+    this.connected = true;
+    this.reason = null;
+    this.backAtMs = nowMs;
+  }
 }
 
 /**
@@ -90,17 +114,13 @@ function watch(nc: NatsConnection, state: ConnectionState, logger: Logger, now: 
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
-        state.connected = false;
-        state.reason = `disconnected from ${s.server}`;
-        state.sinceMs = now();
+        state.lost(`disconnected from ${s.server}`, now());
         logger.warn({ server: s.server }, 'NATS connection lost; batches are refused with 503 until it is back');
       } else if (s.type === 'reconnect') {
-        state.connected = true;
-        state.reason = null;
+        state.back(now());
         logger.info({ server: s.server, downMs: now() - state.sinceMs }, 'NATS connection back');
       } else if (s.type === 'close') {
-        state.connected = false;
-        state.reason = 'the NATS connection is closed';
+        state.lost('the NATS connection is closed', now());
       }
     }
   })();

@@ -108,7 +108,8 @@ export class JetStreamSpool implements SpoolStore {
   /** Resolves with the stream sequence of the batch's (last) message once JetStream stored it. */
   async append(events: readonly IngestEvent[], options: AppendOptions = {}): Promise<number> {
     if (this.closed) throw new MothershipError('shutting_down', 'The spool is closed');
-    if (!this.state.connected) throw this.unavailable(`JetStream is unreachable (${this.state.reason ?? 'not connected'})`);
+    // Known down: refused at once, and not counted as a publish failure (/health already says why).
+    if (!this.state.connected) throw this.unavailable(`JetStream is unreachable (${this.state.reason ?? 'not connected'})`, undefined, false);
     const targets = options.targets ?? this.allTargets();
     const messages = batchMessages(events, targets, this.nc.info?.max_payload ?? 1024 * 1024, options.dedupe ?? true);
     let seq = 0;
@@ -116,11 +117,20 @@ export class JetStreamSpool implements SpoolStore {
       const h = headers();
       h.set(TARGETS_HEADER, String(targets));
       h.set(EVENTS_HEADER, String(m.eventCount));
+      const publish = this.js.publish(this.options.nats.subject, m.payload, { headers: h, timeout: this.options.nats.publishTimeoutMs, ...(m.msgId === null ? {} : { msgID: m.msgId }) });
+      // A connection lost meanwhile answers now, not at the publish timeout. The batch may have
+      // been stored all the same: the node's resend is then de-duplicated by its message id.
+      let unsubscribe: () => void = () => undefined;
+      const lost = new Promise<never>((_, reject) => {
+        unsubscribe = this.state.onLost(() => reject(this.unavailable(`the NATS connection was lost before JetStream confirmed the batch (${this.state.reason ?? 'disconnected'})`, undefined, false)));
+      });
       try {
-        const ack = await this.js.publish(this.options.nats.subject, m.payload, { headers: h, timeout: this.options.nats.publishTimeoutMs, ...(m.msgId === null ? {} : { msgID: m.msgId }) });
-        seq = ack.seq;
+        seq = (await Promise.race([publish, lost])).seq;
       } catch (err) {
+        publish.catch(() => undefined);
         throw this.publishError(err, m.payload.length);
+      } finally {
+        unsubscribe();
       }
       this.observe(m.eventCount);
     }
@@ -164,7 +174,7 @@ export class JetStreamSpool implements SpoolStore {
       const downS = Math.round((this.options.now() - this.state.sinceMs) / 1000);
       return `JetStream unreachable (${this.state.reason ?? 'not connected'} ${downS} s ago): batches are refused with 503 until NATS is back`;
     }
-    if (this.lastFailure !== null && this.options.now() - this.lastFailure.atMs < RECENT_FAILURE_MS) {
+    if (this.lastFailure !== null && this.lastFailure.atMs > this.state.backAtMs && this.options.now() - this.lastFailure.atMs < RECENT_FAILURE_MS) {
       return `JetStream did not store the last batch: ${this.lastFailure.message}`;
     }
     if (this.totalBytes + HEADROOM_BYTES > this.options.maxBytes) return 'spool full (the JetStream stream is at SPOOL_MAX_BYTES): sinks are behind; batches are refused with 503 until they catch up';
@@ -186,7 +196,7 @@ export class JetStreamSpool implements SpoolStore {
       full: this.totalBytes + HEADROOM_BYTES > this.options.maxBytes,
       cluster: cluster === undefined ? null : {
         leader: cluster.leader ?? null,
-        replicas: (cluster.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: r.offline, lag: r.lag ?? 0 })),
+        replicas: (cluster.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: r.offline === true, lag: r.lag ?? 0 })),
       },
       consumers: Object.fromEntries(this.options.sinks.map((sink) => {
         const c = o?.consumers.get(sink);
@@ -278,8 +288,8 @@ export class JetStreamSpool implements SpoolStore {
     this.drain = { firstSeq, atMs: now, messagesPerSecond: d.messagesPerSecond };
   }
 
-  private unavailable(message: string, cause?: unknown): MothershipError {
-    this.lastFailure = { atMs: this.options.now(), message };
+  private unavailable(message: string, cause?: unknown, noted = true): MothershipError {
+    if (noted) this.lastFailure = { atMs: this.options.now(), message };
     return new MothershipError('storage_unavailable', `${message}; retry later (a resend is stored once)`, { retryAfterSeconds: UNAVAILABLE_RETRY_SECONDS, ...(cause === undefined ? {} : { cause }) });
   }
 
