@@ -55,12 +55,12 @@ function tsdbDetails(body: unknown): Readonly<Record<string, unknown>> | null {
   return isRecord(details) ? details : null;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** GET /health's JSON body, whatever its status (a degraded server still says its mode); null if unreadable. */
-function healthBody(host: string, port: number): Promise<unknown> {
+export function healthBody(host: string, port: number): Promise<unknown> {
   return new Promise((resolve) => {
     const req = http.get({ host, port, path: '/health', agent: false, timeout: 5000 }, (res) => {
       const chunks: Buffer[] = [];

@@ -33,6 +33,8 @@ export interface Landing {
   readonly lastChangeAt: number;
   readonly complete: boolean;
   readonly waitedSeconds: number;
+  /** Why the wait ended: all rows in, no new row for 5 s, the 2-minute limit (rows may still be coming), or Ctrl-C. */
+  readonly endedBy: 'complete' | 'quiet' | 'timeout' | 'aborted';
 }
 
 const POLL_MS = 100;
@@ -41,20 +43,25 @@ const LANDING_TIMEOUT_MS = 120_000;
 
 /**
  * Polls count(*) until it reaches `expected` or has not grown for 5 s (2 min at most): a sink
- * draining a spool behind the answers keeps landing rows after the last 200.
+ * draining a spool behind the answers keeps landing rows after the last 200. The polls space out
+ * to 2% of the time waited: on a slow drain, count(*) every 100 ms over a large table would cost
+ * PostgreSQL more CPU than the delivery it measures, and the machine's CPU figure would show it.
  */
 export async function waitForLanding(db: Db, schema: string, baseline: number, expected: number, signal: AbortSignal): Promise<Landing> {
   const t0 = performance.now();
   let landed = (await countRows(db, schema)) - baseline;
   let lastChangeAt = t0;
-  while (landed < expected && !signal.aborted) {
+  let endedBy: Landing['endedBy'] = 'complete';
+  while (landed < expected) {
     const now = performance.now();
-    if (now - lastChangeAt > QUIET_MS || now - t0 > LANDING_TIMEOUT_MS) break;
-    await sleep(POLL_MS);
+    if (signal.aborted) { endedBy = 'aborted'; break; }
+    if (now - lastChangeAt > QUIET_MS) { endedBy = 'quiet'; break; }
+    if (now - t0 > LANDING_TIMEOUT_MS) { endedBy = 'timeout'; break; }
+    await sleep(Math.max(POLL_MS, (now - t0) / 50));
     const n = (await countRows(db, schema)) - baseline;
     if (n !== landed) { landed = n; lastChangeAt = performance.now(); }
   }
-  return { landed, lastChangeAt, complete: landed >= expected, waitedSeconds: (performance.now() - t0) / 1000 };
+  return { landed, lastChangeAt, complete: landed >= expected, waitedSeconds: (performance.now() - t0) / 1000, endedBy };
 }
 
 export interface Verification {

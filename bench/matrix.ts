@@ -29,11 +29,9 @@
  *
  * Options: --duration S (5), --warmup S (1), --full, --json, --database-url URL | --timescaledb, --env K=V (to every run).
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LokiStandin } from '../test/helpers/loki-standin.js';
+import { runBenchChild } from './child-run.js';
 import type { DatabaseMode } from './database-mode.js';
 import { chooseDatabase, redactUrl } from './options.js';
 import type { BenchReport } from './report.js';
@@ -54,7 +52,6 @@ interface Case {
 
 interface Row { readonly c: Case; readonly r: BenchReport | null; readonly error: string | null }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const progress = (s: string): void => { process.stderr.write(`${s}\n`); };
 
 const USAGE = `Usage: npm run bench:matrix -- [--duration S] [--warmup S] [--full] [--json] [--database-url URL | --timescaledb] [--env K=V]…
@@ -121,9 +118,9 @@ async function main(): Promise<number> {
   return rows.some((x) => x.r === null || x.r.integrity.missing > 0 || x.r.integrity.duplicates > 0) ? 1 : 0;
 }
 
-function runCase(c: Case, duration: number, warmup: number, databaseUrl: string, extraEnv: readonly string[], lokiUrl: string): Promise<Row> {
+async function runCase(c: Case, duration: number, warmup: number, databaseUrl: string, extraEnv: readonly string[], lokiUrl: string): Promise<Row> {
   const args = [
-    path.join(here, 'run.js'), '--json', '--database-url', databaseUrl,
+    '--database-url', databaseUrl,
     '--duration', String(duration), '--warmup', String(warmup),
     '--batch', String(c.batch), '--connections', String(c.connections), c.gzip ? '--gzip' : '--no-gzip',
     // Enough pre-generated batches for the fastest runs, so the generator stays out of the figures.
@@ -135,21 +132,9 @@ function runCase(c: Case, duration: number, warmup: number, databaseUrl: string,
   if (c.ingestPath !== true) args.push('--no-ingest-path');
   if (c.loki) args.push('--env', 'LOKI_ENABLED=true', '--env', `LOKI_URL=${lokiUrl}`);
   for (const e of extraEnv) args.push('--env', e);
-  progress(`[matrix] ${c.name}: ${args.slice(1).join(' ')}`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => { err += b.toString('utf8'); if (err.length > 20_000) err = err.slice(-10_000); });
-    child.on('close', (code) => {
-      try {
-        resolve({ c, r: JSON.parse(Buffer.concat(out).toString('utf8')) as BenchReport, error: code === 0 ? null : `exit ${String(code)}` });
-      } catch {
-        resolve({ c, r: null, error: `exit ${String(code)}: ${err.trim().split('\n').slice(-3).join(' / ')}` });
-      }
-    });
-  });
+  progress(`[matrix] ${c.name}: ${args.join(' ')}`);
+  const { report, error } = await runBenchChild(args);
+  return { c, r: report, error };
 }
 
 /** The database modes the runs reported, one entry per distinct label (one, unless the server changed under the matrix). */

@@ -1,7 +1,7 @@
 /**
  * Bench options: flags win over BENCH_* environment variables, which win over defaults.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export interface BenchOptions {
   /** Target an already-running mothership instead of starting one. */
@@ -33,9 +33,15 @@ export interface BenchOptions {
   readonly ceiling: boolean;
   /** Also measure the ingest path alone (a child server whose sink stores nothing); child mode only. */
   readonly ingestPath: boolean;
+  /**
+   * --jetstream: run the load twice, spool on disk then on a JetStream R1 stream of this NATS,
+   * and compare (bench/spool-compare.ts); null: the disk case alone.
+   */
+  readonly jetstream: { readonly url: string; readonly from: string } | null;
 }
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
 export const USAGE = `Usage: npm run bench -- [options]
   --url URL             bench a running mothership (loopback only); needs --database-url
@@ -61,37 +67,41 @@ export const USAGE = `Usage: npm run bench -- [options]
                         whose answer was lost would: they must add no row  [BENCH_RESEND, 0]
   --no-ceiling          skip the COPY ceiling measurement
   --no-ingest-path      skip the ingest-path run (the same load against a server whose sink
-                        stores nothing: CPU of HTTP + inflate + parse + normalize + spool)`;
+                        stores nothing: CPU of HTTP + inflate + parse + normalize + spool)
+  --jetstream [URL]     compare spools in one run: the load with the spool on disk, then the same
+                        load with the spool on a JetStream R1 stream of this NATS (a fresh stream,
+                        deleted at the end), then msg/s, latency, RSS and CPU per message side by
+                        side with JetStream ÷ disk; fails at once when no JetStream answers there
+                        [BENCH_NATS_URL, TEST_NATS_URL, ${DEFAULT_NATS_URL}]`;
+
+const OPTIONS = {
+  url: { type: 'string' },
+  'database-url': { type: 'string' },
+  timescaledb: { type: 'boolean' },
+  schema: { type: 'string' },
+  batch: { type: 'string' },
+  connections: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  gzip: { type: 'boolean' },
+  'no-gzip': { type: 'boolean' },
+  messages: { type: 'string' },
+  env: { type: 'string', multiple: true },
+  token: { type: 'string' },
+  keep: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'copy-batch': { type: 'string' },
+  'pregen-rate': { type: 'string' },
+  rate: { type: 'string' },
+  resend: { type: 'string' },
+  'no-ceiling': { type: 'boolean' },
+  'no-ingest-path': { type: 'boolean' },
+  jetstream: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
 
 export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    options: {
-      url: { type: 'string' },
-      'database-url': { type: 'string' },
-      timescaledb: { type: 'boolean' },
-      schema: { type: 'string' },
-      batch: { type: 'string' },
-      connections: { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      gzip: { type: 'boolean' },
-      'no-gzip': { type: 'boolean' },
-      messages: { type: 'string' },
-      env: { type: 'string', multiple: true },
-      token: { type: 'string' },
-      keep: { type: 'boolean' },
-      json: { type: 'boolean' },
-      'copy-batch': { type: 'string' },
-      'pregen-rate': { type: 'string' },
-      rate: { type: 'string' },
-      resend: { type: 'string' },
-      'no-ceiling': { type: 'boolean' },
-      'no-ingest-path': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values } = parseArgs({ args: optionalJetstreamUrl(argv), strict: true, options: OPTIONS });
   if (values.help === true) return 'help';
   const pick = (flag: string | undefined, name: string): string | undefined => flag ?? nonEmpty(env[`BENCH_${name}`]);
   const num = (flag: string | undefined, name: string, def: number | null, min: number, max: number): number | null => {
@@ -121,6 +131,13 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
   const schema = pick(values.schema, 'SCHEMA') ?? (url !== null ? 'public' : null);
 
   const database = chooseDatabase(values['database-url'], values.timescaledb === true, env);
+  const jetstream = values.jetstream === undefined ? null : chooseNats(values.jetstream, env);
+  if (jetstream !== null && url !== null) {
+    throw new Error('--jetstream starts the server itself, once per spool: it cannot bench a running one (--url)');
+  }
+  if (jetstream !== null && extra['SPOOL_URL'] !== undefined) {
+    throw new Error('--jetstream: --env SPOOL_URL would put the disk case on NATS too; give the NATS URL to --jetstream instead');
+  }
 
   return Object.freeze({
     url,
@@ -144,7 +161,54 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     resend: req(num(values.resend, 'RESEND', 0, 0, 1)),
     ceiling: values['no-ceiling'] !== true,
     ingestPath: values['no-ingest-path'] !== true && url === null,
+    jetstream,
   });
+}
+
+/**
+ * `--jetstream` takes its URL optionally, which parseArgs cannot say: a bare `--jetstream` (last,
+ * or followed by another option) becomes `--jetstream=`, the default URL.
+ */
+function optionalJetstreamUrl(argv: readonly string[]): string[] {
+  const urlFollows = (i: number): boolean => { const next = argv[i + 1]; return next !== undefined && !next.startsWith('-'); };
+  return argv.map((a, i) => (a === '--jetstream' && !urlFollows(i) ? '--jetstream=' : a));
+}
+
+/** The arguments without --jetstream and its URL: what each case's run (bench/run.js) is given. */
+export function withoutJetstream(argv: readonly string[]): string[] {
+  const args = optionalJetstreamUrl(argv);
+  const { tokens } = parseArgs({ args, strict: true, options: OPTIONS, tokens: true });
+  const dropped = new Set<number>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name !== 'jetstream') continue;
+    dropped.add(t.index);
+    if (t.inlineValue === false) dropped.add(t.index + 1);
+  }
+  return args.filter((_, i) => !dropped.has(i));
+}
+
+/** The NATS of --jetstream: its URL, else BENCH_NATS_URL, else the tests' TEST_NATS_URL, else this machine's. */
+function chooseNats(flag: string, env: NodeJS.ProcessEnv): { url: string; from: string } {
+  const { url, from } = natsSource(flag, env);
+  for (const entry of url.split(',')) {
+    let protocol: string;
+    try {
+      protocol = new URL(entry.trim()).protocol;
+    } catch {
+      throw new Error(`--jetstream: expected nats://host:port (comma-separated for several) (${from})`);
+    }
+    if (protocol !== 'nats:' && protocol !== 'tls:') throw new Error(`--jetstream: expected nats:// or tls:// URLs, got ${protocol} (${from})`);
+  }
+  return { url, from };
+}
+
+function natsSource(flag: string, env: NodeJS.ProcessEnv): { url: string; from: string } {
+  if (flag !== '') return { url: flag, from: '--jetstream' };
+  for (const name of ['BENCH_NATS_URL', 'TEST_NATS_URL']) {
+    const url = nonEmpty(env[name]);
+    if (url !== undefined) return { url, from: name };
+  }
+  return { url: DEFAULT_NATS_URL, from: 'default' };
 }
 
 /**

@@ -38,6 +38,8 @@ export interface BenchReport {
     readonly cpuSeconds: number | null; readonly cpuMicrosPerMessage: number | null;
     readonly stopped: string | null; readonly logLines: number | null; readonly logTail: string;
   };
+  /** The spool the server ran (its /health) and, when it is a nats-server of this machine, that process's CPU over the same window. */
+  readonly spool: { readonly backend: string; readonly natsServerCpuSeconds: number | null; readonly natsServerCpuMicrosPerMessage: number | null };
   readonly machine: { readonly cores: number; readonly busyCpuSeconds: number | null; readonly benchCpuSeconds: number };
   /** The same load against a server whose sink stores nothing (--no-ingest-path: null). */
   readonly ingestPath: {
@@ -73,7 +75,7 @@ export function formatReport(r: BenchReport): string {
     ['requests', `${int(l.requestsPerSecond)} req/s`],
     ['latency ms', `p50 ${fix(l.latencyMs.p50)}   p90 ${fix(l.latencyMs.p90)}   p99 ${fix(l.latencyMs.p99)}   max ${fix(l.latencyMs.max)}`],
     ['non-2xx', `503: ${int(r.load.all['unavailable'] ?? 0)}   other: ${int(r.load.all['otherStatus'] ?? 0)}   network: ${int(r.load.all['networkErrors'] ?? 0)}   (whole run)`],
-    ['answers said', `received ${int(l.answers['received'] ?? 0)}  written ${int(l.answers['written'] ?? 0)}  errors ${int(l.answers['errors'] ?? 0)}  tsdb dup ${int(l.answers['tsdbDuplicates'] ?? 0)}  tsdb errors ${int(l.answers['tsdbErrors'] ?? 0)}`],
+    ['answers said', `received ${int(l.answers['received'] ?? 0)}  written ${int(l.answers['written'] ?? 0)}  errors ${int(l.answers['errors'] ?? 0)}  tsdb dup ${int(l.answers['tsdbDuplicates'] ?? 0)}  tsdb queued ${int(l.answers['tsdbQueued'] ?? 0)}  tsdb errors ${int(l.answers['tsdbErrors'] ?? 0)}`],
     ...((l.resent['requests'] ?? 0) > 0
       ? [['resent', `${int(l.resent['requests'] ?? 0)} batches sent again (${int(l.resent['ok'] ?? 0)} answered 2xx): ${int(l.resent['duplicates'] ?? 0)} duplicates, ${int(l.resent['written'] ?? 0)} written`] as [string, string]]
       : []),
@@ -84,7 +86,9 @@ export function formatReport(r: BenchReport): string {
       : `start ${fix(r.server.rssStartMiB)} MiB   peak ${fix(r.server.rssPeakMiB)} MiB   final ${fix(r.server.rssFinalMiB)} MiB`],
     ['server CPU', r.server.cpuSeconds === null ? 'n/a'
       : `${fix(r.server.cpuSeconds, 2)} s   = ${fix(r.server.cpuMicrosPerMessage)} µs per accepted message (first send → last row landed)`],
-    ['machine CPU', `${fix(r.machine.busyCpuSeconds, 2)} s busy on ${r.machine.cores} cores (bench itself ${fix(r.machine.benchCpuSeconds, 2)} s; the rest is PostgreSQL and noise)`],
+    ['spool', r.spool.natsServerCpuSeconds === null ? r.spool.backend
+      : `${r.spool.backend}   nats-server CPU ${fix(r.spool.natsServerCpuSeconds, 2)} s = ${fix(r.spool.natsServerCpuMicrosPerMessage)} µs per accepted message (same window)`],
+    ['machine CPU', `${fix(r.machine.busyCpuSeconds, 2)} s busy on ${r.machine.cores} cores (bench itself ${fix(r.machine.benchCpuSeconds, 2)} s; the rest is the server, PostgreSQL${r.spool.backend === 'jetstream' ? ', nats-server' : ''} and noise)`],
   ];
   if (r.ingestPath !== null) {
     const i = r.ingestPath;

@@ -155,6 +155,45 @@ export function machineBusySeconds(): number | null {
   }
 }
 
+/**
+ * The process listening on a TCP port of this machine: the socket's inode from /proc/net/tcp{,6},
+ * then the process holding it among /proc/<pid>/fd. Null when none is found or visible to us.
+ */
+export function listenerPid(port: number): number | null {
+  const inodes = listeningInodes(port);
+  if (inodes.size === 0) return null;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      let link = '';
+      try { link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+      const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+      if (inode !== undefined && inodes.has(inode)) return Number(pid);
+    }
+  }
+  return null;
+}
+
+function listeningInodes(port: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try { text = fs.readFileSync(file, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address(HEXIP:HEXPORT) rem_address st(0A = LISTEN) … uid timeout inode
+      const f = line.trim().split(/\s+/);
+      const localPort = Number.parseInt(f[1]?.split(':')[1] ?? '', 16);
+      if (f[3] === '0A' && localPort === port && f[9] !== undefined) inodes.add(f[9]);
+    }
+  }
+  return inodes;
+}
+
 /** Samples VmRSS every 100 ms; keeps the peak and the latest value (KiB). */
 export class RssWatch {
   peakKiB = 0;

@@ -258,7 +258,10 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
           await Promise.all(workers.map((w) => w.drainAndStop(remaining)));
           for (const w of workers) {
             const backlog = spool.backlogOf(w.sink.name);
-            if (backlog.events > 0) logger.warn({ sink: w.sink.name, events: backlog.events }, 'stopping with undelivered events; they stay in the spool for the next start');
+            if (backlog.events === 0) continue;
+            // A shared stream's backlog is every instance's, delivered by those still running.
+            if (spool.backend === 'jetstream') logger.info({ sink: w.sink.name, batches: backlog.records }, 'stopping; the spool stream keeps the batches not yet delivered for the other instances (or the next start)');
+            else logger.warn({ sink: w.sink.name, events: backlog.events }, 'stopping with undelivered events; they stay in the spool for the next start');
           }
           await spool.close();
         } finally {

@@ -282,6 +282,24 @@ describe('two instances sharing one JetStream spool', { skip: natsSkip ?? false,
     assert.equal(total, acknowledged.size, 'nothing stored that was not acknowledged');
   });
 
+  test('a restarted instance shows the shared stream and each consumer\'s lag in /admin/spool and /metrics', async () => {
+    // Instance 0 (killed above), back with the admin API on.
+    await servers[0]?.stop();
+    servers[0] = null;
+    const again = await running(0, { ADMIN_TOKEN: 'js-admin' });
+    const res = await fetch(`${again.url}/admin/spool`, { headers: { authorization: 'Bearer js-admin' } });
+    assert.equal(res.status, 200);
+    const view = (await res.json()) as { backend: string; stream: string; servers: string[]; consumers: { tsdb?: { pending: number } }; sinks: { tsdb?: { backlog_records: number } } };
+    assert.equal(view.backend, 'jetstream');
+    assert.equal(view.stream, stream);
+    assert.deepEqual(view.servers, [NATS_URL]);
+    assert.equal(typeof view.consumers.tsdb?.pending, 'number');
+    assert.equal(typeof view.sinks.tsdb?.backlog_records, 'number');
+    const metrics = await (await fetch(`${again.url}/metrics`)).text();
+    assert.match(metrics, /^mothership_sink_backlog_records\{sink="tsdb"\} \d+$/m);
+    assert.match(metrics, /^mothership_spool_up 1$/m);
+  });
+
   test('a batch resent to the other instance within the duplicate window is stored once', async (t: TestContext) => {
     const [a, b] = [await running(0), await running(1)];
     const source = `js-resend-${stream.toLowerCase()}`;

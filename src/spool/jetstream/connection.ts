@@ -81,6 +81,9 @@ export async function connectOptions(config: NatsSpoolConfig): Promise<Connectio
     pingInterval: 5_000,
     maxPingOut: 2,
     timeout: 5_000,
+    // Otherwise every publish and fetch captures a stack trace for an error it rarely throws:
+    // measured at 1.5% of the server's CPU under load.
+    noAsyncTraces: true,
   };
   if (config.user !== null) {
     options.user = config.user;

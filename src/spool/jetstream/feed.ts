@@ -13,6 +13,8 @@ export interface FeedOptions {
   readonly prefetch: number;
   /** Bytes of records fetched ahead of the worker (a batch larger than this still comes alone). */
   readonly prefetchBytes: number;
+  /** The stream's average batch, in bytes (0 when not known). */
+  readonly averageBytes: () => number;
   readonly ackWaitMs: number;
   readonly backlog: () => SinkBacklog;
   /** Told the event count of each batch taken (the spool's estimate of events per batch). */
@@ -20,8 +22,7 @@ export interface FeedOptions {
   readonly logger: Logger;
 }
 
-/** Below this much room in the byte budget, a fetch waits for the worker instead of asking for crumbs. */
-const MIN_FETCH_BYTES = 64 * 1024;
+const RECENT_SIZES = 64;
 /** How long closing waits for the pull to end before it hands back what it holds anyway. */
 const CLOSE_WAIT_MS = 2_000;
 /** Life of one fetch when fewer batches are waiting than it asks for: short, because closing waits it out. */
@@ -42,9 +43,8 @@ export class JetStreamFeed implements SinkFeed {
   /** Messages taken and not yet acknowledged, by local seq. */
   private readonly held = new Map<number, JsMsg>();
   private queuedBytes = 0;
-  private nextTooLarge = false;
-  /** Batches taken so far and their bytes: the typical batch the fetches are sized by. */
-  private readonly taken = { records: 0, bytes: 0 };
+  /** Bytes of the last batches taken: fetches are sized by the largest. */
+  private readonly recentSizes: number[] = [];
   private lastSeq = 0;
   /** The seq of the last record handed to the reader. */
   private readCount = 0;
@@ -170,7 +170,7 @@ export class JetStreamFeed implements SinkFeed {
   }
 
   /**
-   * Explicit fetches, each for no more than the room left in `prefetch`: every message delivered
+   * Explicit fetches, each for no more batches than there is room for: every message delivered
    * to this instance is one it holds (and keeps alive with `working`), none waits unseen in a
    * client buffer while its ack wait runs out.
    */
@@ -181,53 +181,47 @@ export class JetStreamFeed implements SinkFeed {
         await waitOn(this.resumeWaiters, null);
         continue;
       }
-      const limit = this.fetchLimit();
-      if (limit === null) {
+      const count = this.fetchCount();
+      if (count === 0) {
         await waitOn(this.readerWaiters, null);
         continue;
       }
-      const takenBefore = this.taken.records;
       try {
         consumer ??= await this.options.consumer();
-        const messages = await consumer.fetch({ ...limit, expires: PULL_EXPIRES_MS });
+        const messages = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
         for await (const m of messages) {
           // A batch that arrives once this instance paused goes straight back.
           if (this.paused) m.nak();
           else this.take(m);
         }
-        this.nextTooLarge = false;
       } catch (err) {
-        // The server ends a byte-limited fetch this way when the next batch does not fit: not a
-        // failure; with nothing taken and nothing queued, the next fetch asks for that batch alone.
-        if (/message size exceeds max ?bytes/i.test((err as Error).message)) {
-          this.nextTooLarge = this.taken.records === takenBefore && this.queue.length === 0;
-          // It fits once the worker has taken some of what is queued.
-          if (this.queue.length > 0) await waitOn(this.readerWaiters, null);
-          continue;
-        }
+        const message = (err as Error).message;
+        // A fetch the server ended without its heartbeat (a busy or restarting server): fetch again.
+        if (/heartbeats missed/i.test(message)) continue;
         consumer = null;
         if (this.closed) return;
-        this.options.logger.warn({ sink: this.options.sink, err: { message: (err as Error).message } }, 'reading the spool stream failed; retrying');
+        this.options.logger.warn({ sink: this.options.sink, err: { message } }, 'reading the spool stream failed; retrying');
         await new Promise((r) => setTimeout(r, 1_000).unref());
       }
     }
   }
 
   /**
-   * What the next fetch may bring, null to wait for the worker first. The client takes a count
-   * or a byte limit, not both: bytes bound memory, and the count (`prefetch`) is kept by asking
-   * for about that many typical batches. One batch alone is asked for when the size of batches is
-   * not known yet, or when the next one did not fit the byte limit with nothing queued, so a
-   * large batch cannot stall the feed.
+   * How many batches the next fetch asks for (0: wait for the worker first): the room left in
+   * `prefetch`, and in `prefetchBytes` at the size of the largest recent batch or of the
+   * stream's average one, whichever is larger (so the byte share holds as long as the batches
+   * ahead are not larger than both). Counted, not
+   * byte-limited: this client's byte-limited fetches end early against nats-server 2.9 ("heartbeats
+   * missed"). With nothing queued, one batch of any size is asked for, so a large one cannot
+   * stall the feed.
    */
-  private fetchLimit(): { max_messages: number } | { max_bytes: number } | null {
+  private fetchCount(): number {
     const room = this.options.prefetch - this.queue.length;
-    if (room <= 0) return null;
-    if (this.queue.length === 0 && (this.taken.records === 0 || this.nextTooLarge)) return { max_messages: 1 };
-    const typical = this.taken.bytes / this.taken.records;
-    const bytes = Math.min(this.options.prefetchBytes - this.queuedBytes, Math.ceil(room * 2 * typical));
-    if (this.queue.length === 0) return { max_bytes: Math.max(bytes, Math.ceil(2 * typical)) };
-    return bytes < MIN_FETCH_BYTES ? null : { max_bytes: bytes };
+    if (room <= 0) return 0;
+    // The stream's average too: the batches ahead may be larger than the last ones taken.
+    const largest = this.recentSizes.length === 0 ? this.options.prefetchBytes : Math.max(...this.recentSizes, this.options.averageBytes());
+    const fits = Math.min(room, Math.floor((this.options.prefetchBytes - this.queuedBytes) / Math.max(1, largest)));
+    return this.queue.length === 0 ? Math.max(1, fits) : fits;
   }
 
   private take(m: JsMsg): void {
@@ -243,8 +237,8 @@ export class JetStreamFeed implements SinkFeed {
     }
     this.queue.push(record);
     this.queuedBytes += record.bytes;
-    this.taken.records++;
-    this.taken.bytes += record.bytes;
+    this.recentSizes.push(record.bytes);
+    if (this.recentSizes.length > RECENT_SIZES) this.recentSizes.shift();
     for (const wake of this.waiters.splice(0)) wake();
   }
 }

@@ -146,6 +146,7 @@ export class JetStreamSpool implements SpoolStore {
         consumer: () => this.js.consumers.get(this.options.nats.stream, sink),
         prefetch: this.options.prefetch ?? DEFAULT_PREFETCH,
         prefetchBytes: Math.floor((this.options.memoryBytes ?? DEFAULT_MEMORY_BYTES) / this.options.sinks.length),
+        averageBytes: () => this.averageBytes(),
         ackWaitMs: this.options.nats.ackWaitMs,
         backlog: () => this.backlogOf(sink),
         observe: (events) => this.observe(events),
@@ -163,10 +164,15 @@ export class JetStreamSpool implements SpoolStore {
   backlogOf(sink: SinkName): SinkBacklog {
     const c = this.observed?.consumers.get(sink);
     const records = c === undefined ? 0 : c.num_pending + c.num_ack_pending;
-    const stream = this.observed?.stream.state;
-    const bytesPer = stream !== undefined && stream.messages > 0 ? stream.bytes / stream.messages : 0;
+    const bytesPer = this.averageBytes();
     const eventsPer = this.sizes.records > 0 ? this.sizes.events / this.sizes.records : 0;
     return { ackedSeq: this.feeds.get(sink)?.ackedSeq() ?? 0, records, events: Math.round(records * eventsPer), bytes: Math.round(records * bytesPer) };
+  }
+
+  /** The average batch in the stream, in bytes, as last observed (0 when empty or not known). */
+  private averageBytes(): number {
+    const stream = this.observed?.stream.state;
+    return stream !== undefined && stream.messages > 0 ? stream.bytes / stream.messages : 0;
   }
 
   refusal(): string | null {
