@@ -18,7 +18,7 @@ const README_MAX_LINES = 300;
  * Variables the README may name although the server does not read them: the `mothership`
  * CLI's defaults (docs/CLI.md) and the test suite's peers.
  */
-const NOT_SERVER_VARIABLES = new Set(['MOTHERSHIP_URL', 'AUTH_TOKEN', 'NODE_ID', 'TEST_DATABASE_URL', 'TEST_TIMESCALEDB_URL', 'TEST_LOKI_URL']);
+const NOT_SERVER_VARIABLES = new Set(['MOTHERSHIP_URL', 'AUTH_TOKEN', 'NODE_ID', 'TEST_DATABASE_URL', 'TEST_TIMESCALEDB_URL', 'TEST_LOKI_URL', 'TEST_NATS_URL', 'NATS_SERVER_BIN']);
 
 /** README.md and every page of docs/, as paths relative to the repository root. */
 function pages(): string[] {
