@@ -1,4 +1,5 @@
 import type { DeadLetterStore } from '../deadletter/store.js';
+import { deadlineSignal } from '../lib/deadline.js';
 import { MothershipError } from '../lib/errors.js';
 import { deliverIsolating, type PoisonEvent } from '../sinks/deliver.js';
 import type { SendBatch, Sink } from '../sinks/sink.js';
@@ -167,11 +168,12 @@ export class SinkWorker {
   }
 
   /**
-   * Delivers what is in the spool now, for at most `timeoutMs`, then abandons in-flight sends.
-   * Unfinished records stay in the spool for the next start.
+   * Delivers what is in the spool now (a shared spool: what is in this process's sends), for at
+   * most `timeoutMs`, then abandons in-flight sends. Unfinished records stay in the spool for the
+   * next start (or, shared, for the other processes).
    */
   async drainAndStop(timeoutMs: number): Promise<void> {
-    this.drainTarget = this.feed.readableSeq();
+    this.drainTarget = this.feed.stopTaking?.() ?? this.feed.readableSeq();
     this.wake?.();
     const timer = setTimeout(() => this.stop.abort(), timeoutMs);
     timer.unref();
@@ -221,17 +223,22 @@ export class SinkWorker {
     if (coalesce !== undefined && this.wanted(first) > 0) {
       let count = this.wanted(first);
       // maxWaitMs 0: take only what is already durable (batching under load, no added latency).
-      const until = coalesce.maxWaitMs > 0 ? AbortSignal.any([signal, AbortSignal.timeout(coalesce.maxWaitMs)]) : signal;
-      while (count < coalesce.maxEvents && !until.aborted && reader.next <= this.drainTarget) {
-        if (reader.next > this.feed.readableSeq()) {
-          if (coalesce.maxWaitMs === 0) break;
-          await this.feed.waitForMore(reader.next - 1, until);
-          continue;
+      const deadline = coalesce.maxWaitMs > 0 ? deadlineSignal(signal, coalesce.maxWaitMs) : null;
+      const until = deadline?.signal ?? signal;
+      try {
+        while (count < coalesce.maxEvents && !until.aborted && reader.next <= this.drainTarget) {
+          if (reader.next > this.feed.readableSeq()) {
+            if (coalesce.maxWaitMs === 0) break;
+            await this.feed.waitForMore(reader.next - 1, until);
+            continue;
+          }
+          const more = await reader.read(until);
+          if (more === null) break;
+          records.push(more);
+          count += this.wanted(more);
         }
-        const more = await reader.read(until);
-        if (more === null) break;
-        records.push(more);
-        count += this.wanted(more);
+      } finally {
+        deadline?.clear();
       }
     }
     const offsets: number[] = [];
@@ -320,6 +327,10 @@ export class SinkWorker {
       }
     } finally {
       this.inFlight.delete(seq);
+      // Nothing left to probe the sink with (the last send went in, or to the dead letters):
+      // a shared spool that stopped handing this process batches must give it one again, or a
+      // sink that recovered meanwhile would never be tried from here.
+      if (this.inFlight.size === 0 && !signal.aborted) this.feed.setDelivering?.(true);
     }
   }
 

@@ -40,6 +40,12 @@ export interface SinkFeed {
    * hold what another could deliver; a local spool has no one else to hand them to.
    */
   setDelivering?(delivering: boolean): void;
+  /**
+   * Shutting down: a shared spool stops handing this process batches and hands back those it
+   * fetched but the worker has not read; returns the last seq the worker still has to finish.
+   * A local spool has no one else to deliver its records: absent, the worker drains it.
+   */
+  stopTaking?(): number;
 }
 
 export interface AppendOptions {

@@ -13,7 +13,8 @@ import type { SinkFeed } from '../../src/spool/store.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { waitUntil } from '../helpers/e2e.js';
 import { makeEvents } from '../helpers/events.js';
-import { deleteStream, NATS_URL, natsServerBinary, natsSkipReason, startNats, uniqueStream } from '../helpers/nats.js';
+import { tcpProxy } from '../helpers/database.js';
+import { deleteStream, NATS_URL, natsServerBinary, natsSkipReason, startNats, startNatsCluster, uniqueStream } from '../helpers/nats.js';
 
 const skip = await natsSkipReason();
 const binary = natsServerBinary();
@@ -245,6 +246,63 @@ describe('the spool on JetStream', { skip: skip ?? false, timeout: 120_000 }, ()
     if (next !== undefined) assert.equal(next.seq, inSend.seq + 1, 'a\'s numbering stays gapless for its worker');
   });
 
+  test('stopping: the batches fetched ahead go back at once, the worker finishes only what it read', T, async () => {
+    const stream = uniqueStream();
+    const a = await openSpool(stream, { prefetch: 8 });
+    for (let i = 0; i < 6; i++) await a.append(makeEvents(11_000 + i, 1));
+    const feed = a.feed('tsdb');
+    const [read] = await readAll(feed, 1);
+    assert.ok(read !== undefined);
+    await waitUntil(() => (feed as unknown as { holding: number }).holding === 6, 5_000, 'six fetched');
+    assert.equal(feed.stopTaking?.(), read.seq, 'the worker has only the batch it read to finish');
+    const b = await openSpool(stream);
+    assert.equal((await readAll(b.feed('tsdb'), 5, 10_000)).length, 5, 'another instance gets the five others at once');
+    assert.deepEqual(await readFor(feed, 300), [], 'nothing more for the stopping one');
+  });
+
+  test('a sink consumer someone deleted is recreated; the spool goes on delivering', T, async () => {
+    const stream = uniqueStream();
+    const spool = await openSpool(stream);
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.consumers.delete(stream, 'tsdb');
+      // The spool's next look at the stream (every pollMs) finds it missing and recreates it.
+      // Batches stored in between are kept only for the consumers there are: none here.
+      await waitUntil(async () => (await jsm.consumers.info(stream, 'tsdb').catch(() => null)) !== null, 5_000, 'the consumer recreated');
+    } finally {
+      await nc.close();
+    }
+    await spool.append(makeEvents(12_000, 3));
+    const [record] = await readAll(spool.feed('tsdb'), 1);
+    assert.equal(record?.eventCount, 3, 'the batch stored after the consumer came back is delivered');
+  });
+
+  test('acknowledgements made while the connection is down are sent when it is back, not lost to the ack wait', T, async () => {
+    const stream = uniqueStream();
+    const target = new URL(NATS_URL);
+    let proxy = await tcpProxy({ host: target.hostname, port: Number(target.port || 4222) });
+    const port = proxy.port;
+    try {
+      const spool = await openSpool(stream, { url: `nats://127.0.0.1:${port}` });
+      streams[streams.length - 1] = { url: NATS_URL, name: stream };
+      for (let i = 0; i < 3; i++) await spool.append(makeEvents(13_000 + i, 1));
+      const feed = spool.feed('tsdb');
+      const records = await readAll(feed, 3);
+      await proxy.cut();
+      await waitUntil(() => spool.healthView().connected === false, 15_000, 'the spool notices');
+      const last = records.at(-1);
+      assert.ok(last !== undefined);
+      feed.ack(last.seq, 3, 0);
+      proxy = await tcpProxy({ host: target.hostname, port: Number(target.port || 4222) }, port);
+      await waitUntil(() => spool.healthView().connected === true, 20_000, 'the spool reconnects');
+      // The ack wait is 30 s: only the acks sent on reconnect empty the stream this soon.
+      await waitUntil(() => spool.totalBytes === 0 && spool.backlogOf('tsdb').records === 0, 10_000, 'the three acknowledged');
+    } finally {
+      await proxy.cut();
+    }
+  });
+
   test('a full stream refuses batches with spool_full and a Retry-After; /health calls it full', T, async () => {
     const stream = uniqueStream();
     const spool = await openSpool(stream, { maxBytes: 256 * 1024 });
@@ -339,6 +397,28 @@ describe('the spool on a NATS server that goes away or refuses us', { skip: bina
     await spool.append(makeEvents(20, 2));
     const records = await readAll(spool.feed('tsdb'), 2);
     assert.deepEqual(records.map((r) => r.events()[0]?.id), [makeEvents(0, 1)[0]?.id, makeEvents(20, 1)[0]?.id], 'what was stored before the outage survived it (file store)');
+  });
+
+  test('start-up waits for a cluster that has no JetStream leader yet, then works', T, async () => {
+    const cluster = await startNatsCluster(binary as string);
+    try {
+      const [n1, n2, n3] = cluster.nodes;
+      assert.ok(n1 !== undefined && n2 !== undefined && n3 !== undefined);
+      await n2.kill();
+      await n3.kill();
+      // One node of three: it answers, but JetStream has no quorum to elect a leader with.
+      const opening = openSpool(uniqueStream(), { url: n1.url });
+      let settled = false;
+      void opening.then(() => (settled = true), () => (settled = true));
+      await new Promise((r) => setTimeout(r, 3_000));
+      assert.equal(settled, false, 'still waiting for JetStream, not failed as a configuration error');
+      await n2.start();
+      const spool = await opening;
+      await spool.append(makeEvents(0, 1));
+    } finally {
+      for (const s of opened.splice(0)) await s.close().catch(() => undefined);
+      await cluster.stop();
+    }
   });
 
   test('refused credentials are a configuration error, never "unreachable"', T, async () => {

@@ -24,7 +24,11 @@ interface Rig {
   dir: string;
 }
 
-async function rig(options: Partial<WorkerOptions> = {}, dir?: string, sink = new MemorySink()): Promise<Rig> {
+/**
+ * `told`: the worker's spool is a shared one in this respect, recording what the worker says of
+ * its sink through SinkFeed.setDelivering.
+ */
+async function rig(options: Partial<WorkerOptions> = {}, dir?: string, sink = new MemorySink(), told?: boolean[]): Promise<Rig> {
   let base = dir;
   if (base === undefined) {
     const t = await tempDir('worker-test-');
@@ -45,7 +49,8 @@ async function rig(options: Partial<WorkerOptions> = {}, dir?: string, sink = ne
     now: () => clock.ms,
   });
   const deadLetters = await DeadLetterStore.open(path.join(base, 'deadletters'), 1024 * 1024, ['tsdb'], logger);
-  const worker = new SinkWorker(sink, spool, deadLetters, logger, {
+  const feeds = told === undefined ? spool : { feed: (name: 'tsdb' | 'loki') => ({ ...spool.feed(name), setDelivering: (d: boolean) => void told.push(d) }) };
+  const worker = new SinkWorker(sink, feeds, deadLetters, logger, {
     window: 4,
     retryBudgetMs: 7 * 24 * 3600 * 1000,
     backoff: { baseMs: 1, maxMs: 5 },
@@ -103,17 +108,9 @@ describe('SinkWorker', () => {
   });
 
   test('the worker tells a shared spool when its sink stops and starts delivering (circuit open, then a write)', async () => {
-    const r = await rig();
     const told: boolean[] = [];
-    const spool = { feed: (sink: 'tsdb' | 'loki') => ({ ...r.spool.feed(sink), setDelivering: (d: boolean) => void told.push(d) }) };
-    const worker = new SinkWorker(r.sink, spool, r.deadLetters, silentLogger(), {
-      window: 4,
-      retryBudgetMs: 7 * 24 * 3600 * 1000,
-      backoff: { baseMs: 1, maxMs: 5 },
-      circuit: { failureThreshold: 3, openMs: 5, maxOpenMs: 20 },
-      now: () => r.clock.ms,
-      random: () => 0.5,
-    });
+    const r = await rig({}, undefined, undefined, told);
+    const worker = r.worker;
     r.sink.down = true;
     worker.start();
     const seq = await r.spool.append(makeEvents(0, 5));
@@ -123,6 +120,22 @@ describe('SinkWorker', () => {
     r.sink.down = false;
     await until(() => r.spool.ackedSeq('tsdb') === seq, r.clock);
     assert.equal(told.at(-1), true, 'told when a write went in');
+    await worker.drainAndStop(1000);
+  });
+
+  test('when its last send goes to the dead letters with the circuit open, the worker asks a shared spool for batches again (else it would never probe the sink)', async () => {
+    const told: boolean[] = [];
+    const r = await rig({ retryBudgetMs: 1_000 }, undefined, undefined, told);
+    const worker = r.worker;
+    r.sink.down = true;
+    worker.start();
+    await r.spool.append(makeEvents(0, 5));
+    await until(() => worker.status().circuit === 'open');
+    assert.ok(told.length > 0 && told.every((d) => !d), 'told to stop taking batches');
+    r.clock.ms += 2_000;
+    await until(() => r.deadLetters.count('tsdb') === 5, r.clock);
+    await until(() => told.at(-1) === true);
+    assert.equal(worker.status().circuit === 'closed', false, 'the sink is still failing: this is a probe, not a recovery');
     await worker.drainAndStop(1000);
   });
 

@@ -17,6 +17,12 @@ export class ConnectionState {
   /** When the connection last came back (0: never lost). */
   backAtMs = 0;
   private readonly lostListeners = new Set<() => void>();
+  private readonly backListeners = new Set<() => void>();
+
+  /** Calls `listener` each time the connection comes back. */
+  onBack(listener: () => void): void {
+    this.backListeners.add(listener);
+  }
 
   /** Calls `listener` when the connection is lost; returns the unsubscribe. */
   onLost(listener: () => void): () => void {
@@ -37,6 +43,7 @@ export class ConnectionState {
     this.connected = true;
     this.reason = null;
     this.backAtMs = nowMs;
+    for (const listener of [...this.backListeners]) listener();
   }
 }
 

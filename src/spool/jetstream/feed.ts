@@ -3,6 +3,7 @@ import type { SinkName } from '../../sinks/sink.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { SpoolRecord } from '../spool-reader.js';
 import type { RecordReader, SinkBacklog, SinkFeed } from '../store.js';
+import type { ConnectionState } from './connection.js';
 import { messageRecord } from './message.js';
 
 export interface FeedOptions {
@@ -16,6 +17,8 @@ export interface FeedOptions {
   /** The stream's average batch, in bytes (0 when not known). */
   readonly averageBytes: () => number;
   readonly ackWaitMs: number;
+  /** Acks and naks wait while it is down: the client drops what it would send then. */
+  readonly connection: ConnectionState;
   readonly backlog: () => SinkBacklog;
   /** Told the event count of each batch taken (the spool's estimate of events per batch). */
   readonly observe: (eventCount: number) => void;
@@ -54,10 +57,14 @@ export class JetStreamFeed implements SinkFeed {
   private resumeWaiters: Array<() => void> = [];
   private pump: Promise<void> | null = null;
   private paused = false;
+  private draining = false;
+  /** Acks and naks made while the connection was down. */
+  private readonly unsent: Array<{ m: JsMsg; how: 'ack' | 'nak' }> = [];
   private closed = false;
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly options: FeedOptions) {
+    options.connection.onBack(() => this.flushUnsent());
     this.heartbeat = setInterval(() => {
       for (const m of this.held.values()) m.working();
     }, Math.max(250, Math.floor(options.ackWaitMs / 3)));
@@ -96,10 +103,8 @@ export class JetStreamFeed implements SinkFeed {
 
   ack(seq: number, _events: number, _bytes: number): void {
     for (let s = this.acked + 1; s <= seq; s++) {
-      // Not confirmed (ackAck): an ack lost with a NATS node means a redelivery after the ack
-      // wait, whose events the sink skips as duplicates; waiting for confirmations would not
-      // make it go faster, as a JsMsg acknowledges once.
-      this.held.get(s)?.ack();
+      const m = this.held.get(s);
+      if (m !== undefined) this.settle(m, 'ack');
       this.held.delete(s);
     }
     if (seq > this.acked) this.acked = seq;
@@ -119,15 +124,27 @@ export class JetStreamFeed implements SinkFeed {
     if (delivering === !this.paused) return;
     this.paused = !delivering;
     if (this.paused) {
-      this.handBack(this.queue.splice(0).map((r) => r.seq));
-      this.queuedBytes = 0;
-      // Seqs handed back were never seen by the worker: they are numbered again.
-      this.lastSeq = this.readCount;
-      this.options.logger.warn({ sink: this.options.sink, holding: this.held.size }, 'the sink fails here: this instance takes no new batches from the spool stream until it recovers; other instances deliver them');
+      this.handBackQueue();
+      this.options.logger.info({ sink: this.options.sink, holding: this.held.size }, 'the sink fails here: this instance takes no new batches from the spool stream meanwhile; other instances deliver them');
     } else {
-      this.options.logger.info({ sink: this.options.sink }, 'the sink works again here: taking batches from the spool stream');
+      this.options.logger.info({ sink: this.options.sink }, 'taking batches from the spool stream again');
       for (const wake of this.resumeWaiters.splice(0)) wake();
     }
+  }
+
+  /** Shutting down: no more fetches; what the worker has not read goes back to the stream. */
+  stopTaking(): number {
+    this.draining = true;
+    this.handBackQueue();
+    for (const wake of [...this.resumeWaiters.splice(0), ...this.readerWaiters.splice(0)]) wake();
+    return this.readCount;
+  }
+
+  /** Hands back the batches fetched that the worker has not read; their seqs are numbered again. */
+  private handBackQueue(): void {
+    this.handBack(this.queue.splice(0).map((r) => r.seq));
+    this.queuedBytes = 0;
+    this.lastSeq = this.readCount;
   }
 
   /**
@@ -146,8 +163,32 @@ export class JetStreamFeed implements SinkFeed {
 
   private handBack(seqs: readonly number[]): void {
     for (const seq of seqs) {
-      this.held.get(seq)?.nak();
+      const m = this.held.get(seq);
+      if (m !== undefined) this.settle(m, 'nak');
       this.held.delete(seq);
+    }
+  }
+
+  /**
+   * Acks (the sink stored it) or naks (hand it to another instance) a batch. While the
+   * connection is down the client would drop either (it clears what it had to send when it
+   * reconnects), and a JsMsg settles once: they wait and go when it is back. Not confirmed
+   * (ackAck): one lost with a NATS node means a redelivery after the ack wait, whose events the
+   * sink skips as duplicates.
+   */
+  private settle(m: JsMsg, how: 'ack' | 'nak'): void {
+    if (!this.options.connection.connected) {
+      this.unsent.push({ m, how });
+      return;
+    }
+    if (how === 'ack') m.ack();
+    else m.nak();
+  }
+
+  private flushUnsent(): void {
+    for (const { m, how } of this.unsent.splice(0)) {
+      if (how === 'ack') m.ack();
+      else m.nak();
     }
   }
 
@@ -176,7 +217,7 @@ export class JetStreamFeed implements SinkFeed {
    */
   private async run(): Promise<void> {
     let consumer: Consumer | null = null;
-    while (!this.closed) {
+    while (!this.closed && !this.draining) {
       if (this.paused) {
         await waitOn(this.resumeWaiters, null);
         continue;
@@ -190,8 +231,8 @@ export class JetStreamFeed implements SinkFeed {
         consumer ??= await this.options.consumer();
         const messages = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
         for await (const m of messages) {
-          // A batch that arrives once this instance paused goes straight back.
-          if (this.paused) m.nak();
+          // A batch that arrives once this instance paused or began to stop goes straight back.
+          if (this.paused || this.draining) m.nak();
           else this.take(m);
         }
       } catch (err) {
@@ -219,9 +260,13 @@ export class JetStreamFeed implements SinkFeed {
     const room = this.options.prefetch - this.queue.length;
     if (room <= 0) return 0;
     // The stream's average too: the batches ahead may be larger than the last ones taken.
-    const largest = this.recentSizes.length === 0 ? this.options.prefetchBytes : Math.max(...this.recentSizes, this.options.averageBytes());
-    const fits = Math.min(room, Math.floor((this.options.prefetchBytes - this.queuedBytes) / Math.max(1, largest)));
-    return this.queue.length === 0 ? Math.max(1, fits) : fits;
+    const average = this.options.averageBytes();
+    const largest = this.recentSizes.length === 0 ? this.options.prefetchBytes : Math.max(...this.recentSizes, average);
+    let fits = Math.min(room, Math.floor((this.options.prefetchBytes - this.queuedBytes) / Math.max(1, largest)));
+    // Until the stream's average is known, a few small batches say little of those behind them:
+    // the count grows with what has been seen.
+    if (average === 0) fits = Math.min(fits, this.recentSizes.length);
+    return this.queue.length === 0 ? Math.max(1, fits) : Math.max(0, fits);
   }
 
   private take(m: JsMsg): void {

@@ -64,44 +64,51 @@ export async function ensureStream(jsm: JetStreamManager, settings: StreamSettin
 
 /** The durable consumer of each sink, shared by every instance; warns about consumers of sinks not enabled here. */
 export async function ensureConsumers(jsm: JetStreamManager, settings: StreamSettings, sinks: readonly SinkName[], logger: Logger): Promise<void> {
-  for (const sink of sinks) {
-    const wanted: Partial<ConsumerConfig> = {
-      durable_name: sink,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(settings.ackWaitMs),
-      max_ack_pending: MAX_ACK_PENDING,
-      // Never given up on by JetStream: a batch that keeps failing goes to the dead letters by
-      // the worker's retry budget, as with the disk spool.
-      max_deliver: -1,
-      deliver_policy: DeliverPolicy.All,
-      filter_subject: settings.subject,
-    };
-    try {
-      const existing = await jsm.consumers.info(settings.stream, sink).catch((err: unknown) => {
-        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return null;
-        throw err;
-      });
-      if (existing === null) {
-        await jsm.consumers.add(settings.stream, wanted).catch(async (err: unknown) => {
-          // Created by another instance meanwhile.
-          if ((await jsm.consumers.info(settings.stream, sink).catch(() => null)) === null) throw err;
-        });
-      } else if (existing.config.ack_wait !== wanted.ack_wait || existing.config.max_ack_pending !== MAX_ACK_PENDING) {
-        await jsm.consumers.update(settings.stream, sink, { ack_wait: wanted.ack_wait ?? 0, max_ack_pending: MAX_ACK_PENDING });
-      }
-    } catch (err) {
-      if (err instanceof MothershipError) throw err;
-      throw spoolSetupError(`could not set up the ${sink} consumer of stream ${settings.stream}`, err);
-    }
-  }
+  for (const sink of sinks) await ensureConsumer(jsm, settings, sink);
   for await (const c of jsm.consumers.list(settings.stream)) {
     if (!(sinks as readonly string[]).includes(c.name)) {
       logger.warn(
         { stream: settings.stream, consumer: c.name, pending: c.num_pending + c.num_ack_pending },
-        'the spool stream has a consumer no sink here reads: it keeps every batch until acknowledged; delete it (nats consumer rm) if no instance delivers to that sink any more',
+        'the spool stream has a consumer no sink here reads: it keeps every batch until acknowledged. If no instance delivers to that sink any more (check every instance\'s TSDB_ENABLED/LOKI_ENABLED first: deleting a consumer an instance still reads drops its batches), delete it with nats consumer rm',
       );
     }
   }
+}
+
+/** One sink's durable consumer: created if missing, its ack wait and limits brought to the configuration. */
+export async function ensureConsumer(jsm: JetStreamManager, settings: StreamSettings, sink: SinkName): Promise<void> {
+  const wanted: Partial<ConsumerConfig> = {
+    durable_name: sink,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(settings.ackWaitMs),
+    max_ack_pending: MAX_ACK_PENDING,
+    // Never given up on by JetStream: a batch that keeps failing goes to the dead letters by
+    // the worker's retry budget, as with the disk spool.
+    max_deliver: -1,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: settings.subject,
+  };
+  try {
+    const existing = await jsm.consumers.info(settings.stream, sink).catch((err: unknown) => {
+      if (isConsumerNotFound(err)) return null;
+      throw err;
+    });
+    if (existing === null) {
+      await jsm.consumers.add(settings.stream, wanted).catch(async (err: unknown) => {
+        // Created by another instance meanwhile.
+        if ((await jsm.consumers.info(settings.stream, sink).catch(() => null)) === null) throw err;
+      });
+    } else if (existing.config.ack_wait !== wanted.ack_wait || existing.config.max_ack_pending !== MAX_ACK_PENDING) {
+      await jsm.consumers.update(settings.stream, sink, { ack_wait: wanted.ack_wait ?? 0, max_ack_pending: MAX_ACK_PENDING });
+    }
+  } catch (err) {
+    if (err instanceof MothershipError) throw err;
+    throw spoolSetupError(`could not set up the ${sink} consumer of stream ${settings.stream}`, err);
+  }
+}
+
+export function isConsumerNotFound(err: unknown): boolean {
+  return (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) || /consumer not found/i.test((err as Error).message);
 }
 
 async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | null> {

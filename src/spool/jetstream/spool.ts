@@ -1,4 +1,4 @@
-import { JetStreamApiError, jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { NatsSpoolConfig } from '../../config/config.js';
 import { MothershipError } from '../../lib/errors.js';
@@ -10,7 +10,7 @@ import type { AppendOptions, SinkBacklog, SinkFeed, SpoolStore } from '../store.
 import { connectNats, type ConnectionState } from './connection.js';
 import { JetStreamFeed } from './feed.js';
 import { batchMessages, EVENTS_HEADER, TARGETS_HEADER } from './message.js';
-import { ensureConsumers, ensureStream, type StreamSettings } from './setup.js';
+import { ensureConsumer, ensureConsumers, ensureStream, isConsumerNotFound, type StreamSettings } from './setup.js';
 
 export interface JetStreamSpoolOptions {
   readonly nats: NatsSpoolConfig;
@@ -70,6 +70,7 @@ export class JetStreamSpool implements SpoolStore {
     private readonly state: ConnectionState,
     private readonly jsm: JetStreamManager,
     private readonly js: JetStreamClient,
+    private readonly settings: StreamSettings,
   ) {
     this.poller = setInterval(() => void this.poll(), options.pollMs ?? DEFAULT_POLL_MS);
     this.poller.unref();
@@ -78,13 +79,9 @@ export class JetStreamSpool implements SpoolStore {
   static async open(options: JetStreamSpoolOptions): Promise<JetStreamSpool> {
     const { nc, state } = await connectNats(options.nats, options.logger, options.now);
     try {
-      const jsm = await jetstreamManager(nc).catch((err: unknown) => {
-        throw new MothershipError('config_invalid', `JetStream is not available on the NATS server (${(err as Error).message}): start nats-server with -js (JetStream on)`, { cause: err });
-      });
       const settings: StreamSettings = { ...options.nats, maxBytes: options.maxBytes };
-      await ensureStream(jsm, settings, options.logger);
-      await ensureConsumers(jsm, settings, options.sinks, options.logger);
-      const spool = new JetStreamSpool(options, nc, state, jsm, jetstream(nc));
+      const jsm = await setUp(nc, settings, options);
+      const spool = new JetStreamSpool(options, nc, state, jsm, jetstream(nc), settings);
       await spool.poll();
       return spool;
     } catch (err) {
@@ -143,11 +140,12 @@ export class JetStreamSpool implements SpoolStore {
     if (feed === undefined) {
       feed = new JetStreamFeed({
         sink,
-        consumer: () => this.js.consumers.get(this.options.nats.stream, sink),
+        consumer: () => this.consumerOf(sink),
         prefetch: this.options.prefetch ?? DEFAULT_PREFETCH,
         prefetchBytes: Math.floor((this.options.memoryBytes ?? DEFAULT_MEMORY_BYTES) / this.options.sinks.length),
         averageBytes: () => this.averageBytes(),
         ackWaitMs: this.options.nats.ackWaitMs,
+        connection: this.state,
         backlog: () => this.backlogOf(sink),
         observe: (events) => this.observe(events),
         logger: this.options.logger,
@@ -247,6 +245,25 @@ export class JetStreamSpool implements SpoolStore {
     return mask;
   }
 
+  /** The sink's consumer; recreated when someone deleted it (`nats consumer rm`). */
+  private async consumerOf(sink: SinkName): Promise<Consumer> {
+    try {
+      return await this.js.consumers.get(this.options.nats.stream, sink);
+    } catch (err) {
+      if (!isConsumerNotFound(err)) throw err;
+      await this.recreateConsumer(sink);
+      return await this.js.consumers.get(this.options.nats.stream, sink);
+    }
+  }
+
+  private async recreateConsumer(sink: SinkName): Promise<void> {
+    this.options.logger.error(
+      { sink, stream: this.options.nats.stream },
+      'the consumer of this sink was deleted from the spool stream: recreated. Batches stored while it was missing were kept only for the other sinks',
+    );
+    await ensureConsumer(this.jsm, this.settings, sink);
+  }
+
   private observe(eventCount: number): void {
     this.sizes.records++;
     this.sizes.events += eventCount;
@@ -269,7 +286,14 @@ export class JetStreamSpool implements SpoolStore {
       try {
         const stream = await this.jsm.streams.info(this.options.nats.stream);
         const consumers = new Map<SinkName, ConsumerInfo>();
-        for (const sink of this.options.sinks) consumers.set(sink, await this.jsm.consumers.info(this.options.nats.stream, sink));
+        for (const sink of this.options.sinks) {
+          const info = await this.jsm.consumers.info(this.options.nats.stream, sink).catch(async (err: unknown) => {
+            if (!isConsumerNotFound(err)) throw err;
+            await this.recreateConsumer(sink);
+            return this.jsm.consumers.info(this.options.nats.stream, sink);
+          });
+          consumers.set(sink, info);
+        }
         await this.sampleSizes(stream);
         const now = this.options.now();
         this.noteDrain(stream.state.first_seq, now);
@@ -321,5 +345,38 @@ export class JetStreamSpool implements SpoolStore {
     // Room for this batch and a little more, so the retry finds space rather than the edge.
     const needed = Math.max(payloadBytes, this.options.maxBytes / 100);
     return Math.min(300, Math.max(1, Math.ceil(needed / drainBytesPerSecond)));
+  }
+}
+
+/** How long start-up waits for JetStream to answer (a cluster still electing its leader). */
+const SETUP_WAIT_MS = 60_000;
+
+/**
+ * The stream and the sinks' consumers, once JetStream answers: a server that is up but has no
+ * JetStream leader yet (a cluster starting) is waited for, as a server that is not up is. What
+ * stays wrong after the wait, or is a configuration problem at once, stops start-up.
+ */
+async function setUp(nc: NatsConnection, settings: StreamSettings, options: JetStreamSpoolOptions): Promise<JetStreamManager> {
+  const deadline = options.now() + SETUP_WAIT_MS;
+  let warned = false;
+  for (;;) {
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+      await ensureStream(jsm, settings, options.logger);
+      await ensureConsumers(jsm, settings, options.sinks, options.logger);
+      return jsm;
+    } catch (err) {
+      if (err instanceof MothershipError && err.code === 'config_invalid') throw err;
+      const message = (err as Error).message;
+      if (options.now() >= deadline) {
+        if (err instanceof MothershipError) throw err;
+        throw /not enabled/i.test(message)
+          ? new MothershipError('config_invalid', `JetStream is not available on the NATS server (${message}): start nats-server with -js (JetStream on)`, { cause: err })
+          : new MothershipError('startup_failed', `JetStream did not answer within ${SETUP_WAIT_MS / 1000} s: ${message}`, { cause: err });
+      }
+      if (!warned) options.logger.warn({ err: { message } }, 'waiting for JetStream to answer (a cluster electing its leader?)');
+      warned = true;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
   }
 }
