@@ -17,6 +17,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tempDataParent } from '../helpers/database.js';
 import { e2eFixture } from '../helpers/e2e.js';
+import { natsServerBinary, startNats } from '../helpers/nats.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
@@ -163,6 +164,27 @@ describe('a failed start-up exits', () => {
       await held.close();
       await rm(dataDir, { recursive: true, force: true });
     }
+  });
+
+  describe('NATS that refuses the credentials (SPOOL_URL)', { skip: natsServerBinary() === null ? 'nats-server is not installed (set NATS_SERVER_BIN)' : false }, () => {
+    const f = e2eFixture('e2e-startup-nats-');
+    test('exits with a configuration error naming what to fix, never "unreachable", and stops what it started', { timeout: TEST_TIMEOUT_MS }, async () => {
+      const nats = await startNats(natsServerBinary() as string, { token: 'the-right-one' });
+      try {
+        const outcome = await runUntilExit(f.env({ SERVER_HOST: '127.0.0.1', SERVER_PORT: '0', SHUTDOWN_TIMEOUT_MS: String(RELEASE_LIMIT_MS), LOKI_ENABLED: 'false', SPOOL_URL: nats.url, SPOOL_NATS_TOKEN: 'a-wrong-one' }));
+        const output = outcome.lines.join('\n');
+        assert.equal(outcome.signal, null, `the server had to be killed:\n${output}`);
+        assert.notEqual(outcome.code, 0, output);
+        assert.ok(!outcome.entries.some((e) => e.msg === 'mothership listening'), `it must not have listened:\n${output}`);
+        const fatal = outcome.entries.find((e) => e.level === 60);
+        assert.ok(fatal !== undefined, `no FATAL line:\n${output}`);
+        assert.equal(fatal.err?.code, 'config_invalid', output);
+        assert.match(fatal.err?.message ?? '', /NATS refused the mothership .*SPOOL_NATS_TOKEN/);
+        assert.doesNotMatch(output, /unreachable|a-wrong-one/, 'neither called unreachable nor the token logged');
+      } finally {
+        await nats.stop();
+      }
+    });
   });
 
   describe('external PostgreSQL', () => {
