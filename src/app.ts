@@ -158,9 +158,6 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
     await Promise.all(workerList.map((w) => w.drainAndStop(0)));
     await spool.close();
   });
-  if (spool instanceof Spool && (spool.recovery.tornBytes > 0 || spool.recovery.quarantined.length > 0)) {
-    logger.warn({ tornBytes: spool.recovery.tornBytes, quarantined: spool.recovery.quarantined }, 'spool recovered from a crash');
-  }
   const deadLetters = await DeadLetterStore.open(config.delivery.deadLetterDir, config.delivery.deadLetterMaxBytes, names, logger);
   const inflight = new InflightBudget(config.server.maxInflightBytes);
   const writePaths = setups.find((s) => s.writePaths !== undefined)?.writePaths;
@@ -259,8 +256,8 @@ async function assemble(config: Config, deps: AppDeps, setups: readonly SinkSetu
           for (const w of workers) {
             const backlog = spool.backlogOf(w.sink.name);
             if (backlog.events === 0) continue;
-            // A shared stream's backlog is every instance's, delivered by those still running.
-            if (spool.backend === 'jetstream') logger.info({ sink: w.sink.name, batches: backlog.records }, 'stopping; the spool stream keeps the batches not yet delivered for the other instances (or the next start)');
+            // A shared spool's backlog is every instance's, delivered by those still running.
+            if (spool.shared) logger.info({ sink: w.sink.name, batches: backlog.records }, 'stopping; the spool stream keeps the batches not yet delivered for the other instances (or the next start)');
             else logger.warn({ sink: w.sink.name, events: backlog.events }, 'stopping with undelivered events; they stay in the spool for the next start');
           }
           await spool.close();
@@ -281,12 +278,12 @@ async function openSpool(config: Config, sinks: readonly SinkName[], cacheEvents
 }
 
 /**
- * How long an answer may wait for each sink. With JetStream the batch goes to whichever
- * instance takes it from the stream, most often not the one answering: the answer says `queued`
- * at once rather than wait for a write it will not see.
+ * How long an answer may wait for each sink. On a shared spool the batch goes to whichever
+ * instance takes it, most often not the one answering: the answer says `queued` at once rather
+ * than wait for a write it will not see.
  */
 function answerWaits(spool: SpoolStore, setups: readonly SinkSetup[]): Partial<Record<SinkName, number>> {
-  return Object.fromEntries(setups.map((s) => [s.sink.name, spool.backend === 'jetstream' ? 0 : s.waitMs]));
+  return Object.fromEntries(setups.map((s) => [s.sink.name, spool.shared ? 0 : s.waitMs]));
 }
 
 async function tsdbConnection(config: Config, logger: Logger, cleanups: Cleanup[]): Promise<PgConnection> {

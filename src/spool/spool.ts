@@ -7,7 +7,7 @@ import { FRAME_HEADER_BYTES, MAX_EVENTS_PER_RECORD } from './frame.js';
 import { encodeEvents, wholeRecordEvents, type RecordEvents } from './record-codec.js';
 import { SegmentLog, type RecoveryReport, type Segment } from './segment-log.js';
 import { SpoolReader } from './spool-reader.js';
-import type { AppendOptions, SinkBacklog, SinkFeed, SpoolStore } from './store.js';
+import { nearlyFull, secondsToFree, type AppendOptions, type SinkBacklog, type SinkFeed, type SpoolStore } from './store.js';
 
 export const SINK_BITS: Readonly<Record<SinkName, number>> = { tsdb: 1, loki: 2 };
 
@@ -55,8 +55,6 @@ interface PendingAppend {
 }
 
 const CURSOR_PERSIST_MS = 200;
-/** /health calls the spool full a little before a batch is refused for good. */
-const SPOOL_HEADROOM_BYTES = 1024 * 1024;
 /**
  * Memory of a cached record per byte of its frame: the payload itself, plus its events as
  * objects with their parsed data, about 2.5× the payload. Measured on the bench's 1000-message
@@ -76,6 +74,7 @@ const CACHED_BYTES_WEIGHT = 1.1;
  */
 export class Spool implements SpoolStore {
   readonly backend = 'disk';
+  readonly shared = false;
   /** Seq of the last record that is durable and readable. */
   durableSeq: number;
   readonly recovery: RecoveryReport;
@@ -143,6 +142,9 @@ export class Spool implements SpoolStore {
       }
       acked.set(sink, cursor);
       await cursors.write(sink, cursor);
+    }
+    if (report.tornBytes > 0 || report.quarantined.length > 0) {
+      options.logger.warn({ tornBytes: report.tornBytes, quarantined: report.quarantined }, 'spool recovered from a crash');
     }
     const spool = new Spool(options, log, report, cursors, acked, backlog);
     spool.estimateBacklogBytes();
@@ -260,7 +262,7 @@ export class Spool implements SpoolStore {
   }
 
   refusal(): string | null {
-    return this.totalBytes + SPOOL_HEADROOM_BYTES > this.options.maxBytes ? 'spool full: sinks are behind; batches are refused with 503 until they catch up' : null;
+    return nearlyFull(this.totalBytes, this.options.maxBytes) ? 'spool full: sinks are behind; batches are refused with 503 until they catch up' : null;
   }
 
   healthView(): Readonly<Record<string, unknown>> {
@@ -413,8 +415,6 @@ export class Spool implements SpoolStore {
       this.drain.bytes = 0;
       this.drain.sinceMs = now;
     }
-    const over = this.totalBytes + needed - this.options.maxBytes;
-    if (this.drain.bytesPerSecond <= 0) return 30;
-    return Math.min(300, Math.max(1, Math.ceil(over / this.drain.bytesPerSecond)));
+    return secondsToFree(this.totalBytes + needed - this.options.maxBytes, this.drain.bytesPerSecond);
   }
 }

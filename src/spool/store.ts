@@ -2,6 +2,19 @@ import type { IngestEvent } from '../pipeline/event.js';
 import type { SinkName } from '../sinks/sink.js';
 import type { SpoolRecord } from './spool-reader.js';
 
+/** /health calls a spool full this much before a batch is refused for good: a typical batch would not fit. */
+const FULL_HEADROOM_BYTES = 1024 * 1024;
+
+export function nearlyFull(bytes: number, maxBytes: number): boolean {
+  return bytes + FULL_HEADROOM_BYTES > maxBytes;
+}
+
+/** Retry-After for a full spool: the seconds its drain needs to free `bytes`, 30 while it does not drain, at most 300. */
+export function secondsToFree(bytes: number, drainBytesPerSecond: number): number {
+  if (drainBytesPerSecond <= 0) return 30;
+  return Math.min(300, Math.max(1, Math.ceil(bytes / drainBytesPerSecond)));
+}
+
 /** What a sink still has to deliver. `records`/`events` are exact on disk; see each backend. */
 export interface SinkBacklog {
   readonly ackedSeq: number;
@@ -65,6 +78,11 @@ export interface AppendOptions {
  */
 export interface SpoolStore {
   readonly backend: 'disk' | 'jetstream';
+  /**
+   * Whether other processes deliver from this spool too: an answer then does not wait for a
+   * write it will most often not see, and its backlog is not this process's alone.
+   */
+  readonly shared: boolean;
   readonly sinks: readonly SinkName[];
   append(events: readonly IngestEvent[], options?: AppendOptions): Promise<number>;
   feed(sink: SinkName): SinkFeed;

@@ -10,7 +10,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { e2eFixture, getJson, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
-import { natsServerBinary, startNats, startNatsCluster, uniqueStream, type NatsNode } from '../helpers/nats.js';
+import { natsServerBinary, startNats, startNatsCluster, uniqueStream, type JetStreamSpoolHealth, type NatsNode } from '../helpers/nats.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const binary = natsServerBinary();
@@ -43,17 +43,15 @@ interface Attempt {
   readonly latencyMs: number;
 }
 
-interface SpoolView {
-  readonly backend?: string;
-  readonly connected?: boolean;
-  readonly cluster?: { readonly leader: string | null; readonly replicas: ReadonlyArray<{ name: string; current: boolean; offline?: boolean; lag: number }> } | null;
-  readonly consumers?: Readonly<Record<string, { pending: number; ack_pending: number; redelivered?: number; held_here?: number }>>;
-  readonly observe_error?: string;
+async function health(url: string): Promise<{ status: number; state: unknown; reason: unknown; spool: JetStreamSpoolHealth }> {
+  const { status, body } = await getJson(`${url}/health`);
+  return { status, state: body.status, reason: body.reason, spool: (body.spool ?? {}) as JetStreamSpoolHealth };
 }
 
-async function health(url: string): Promise<{ status: number; state: unknown; reason: unknown; spool: SpoolView }> {
-  const { status, body } = await getJson(`${url}/health`);
-  return { status, state: body.status, reason: body.reason, spool: (body.spool ?? {}) as SpoolView };
+/** t.diagnostic lines stamped with the seconds since the test began. */
+function timedNotes(t: TestContext): (line: string) => void {
+  const t0 = Date.now();
+  return (line) => t.diagnostic(`[+${((Date.now() - t0) / 1000).toFixed(1)} s] ${line}`);
 }
 
 type Health = Awaited<ReturnType<typeof health>>;
@@ -185,8 +183,7 @@ describe('the JetStream spool when NATS fails', { timeout: 400_000 }, () => {
     f.env({ DATA_DIR: path.join(f.dataDir, name), LOKI_ENABLED: 'false', SHUTDOWN_TIMEOUT_MS: '10000', ...extra });
 
   test('a three-node NATS cluster loses a node under load', { skip: SKIP, timeout: 240_000 }, async (t: TestContext) => {
-    const t0 = Date.now();
-    const note = (line: string): void => t.diagnostic(`[+${((Date.now() - t0) / 1000).toFixed(1)} s] ${line}`);
+    const note = timedNotes(t);
     const local = tracked();
     try {
       const cluster = await startNatsCluster(binary as string);
@@ -376,8 +373,7 @@ describe('the JetStream spool when NATS fails', { timeout: 400_000 }, () => {
   });
 
   test('NATS unreachable: 503 + Retry-After, nothing acknowledged that was not stored', { skip: SKIP, timeout: 180_000 }, async (t: TestContext) => {
-    const t0 = Date.now();
-    const note = (line: string): void => t.diagnostic(`[+${((Date.now() - t0) / 1000).toFixed(1)} s] ${line}`);
+    const note = timedNotes(t);
     const local = tracked();
     try {
       const nats = await startNats(binary as string);

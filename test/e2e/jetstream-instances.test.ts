@@ -14,7 +14,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { tcpProxy } from '../helpers/database.js';
 import { e2eFixture, getJson, pgUrl, postIngest, waitUntil, withDb } from '../helpers/e2e.js';
-import { deleteStream, NATS_URL, natsSkipReason, uniqueStream } from '../helpers/nats.js';
+import { deleteStream, NATS_URL, natsSkipReason, uniqueStream, type JetStreamSpoolHealth } from '../helpers/nats.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const natsSkip = await natsSkipReason();
@@ -27,22 +27,8 @@ const BATCHES_AFTER_KILL = 30;
 /** A sender gives a batch up after this many refused or failed attempts (then the test fails). */
 const MAX_ATTEMPTS = 60;
 
-interface ConsumerView {
-  readonly pending: number;
-  readonly ack_pending: number;
-  readonly redelivered: number;
-  readonly held_here: number;
-}
-
-interface SpoolView {
-  readonly backend?: string;
-  readonly stream?: string;
-  readonly observed_seconds_ago?: number | null;
-  readonly consumers?: Record<string, ConsumerView>;
-}
-
-async function spoolView(url: string): Promise<SpoolView> {
-  return (await getJson(`${url}/health`)).body.spool as SpoolView;
+async function spoolView(url: string): Promise<JetStreamSpoolHealth> {
+  return (await getJson(`${url}/health`)).body.spool as JetStreamSpoolHealth;
 }
 
 /** A counter of /metrics (0 when absent). */

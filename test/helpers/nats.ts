@@ -183,3 +183,22 @@ async function waitForMetaLeader(urls: string, timeoutMs: number): Promise<void>
   }
   throw new Error(`the NATS cluster elected no JetStream leader in ${timeoutMs} ms: ${last}`);
 }
+
+/** One sink's consumer in /health's `spool` section on a JetStream spool. */
+export interface ConsumerLag {
+  readonly pending: number;
+  readonly ack_pending: number;
+  readonly redelivered: number;
+  readonly held_here: number;
+}
+
+/** /health's `spool` section on a JetStream spool, as the tests read it. */
+export interface JetStreamSpoolHealth {
+  readonly backend?: string;
+  readonly stream?: string;
+  readonly connected?: boolean;
+  readonly observed_seconds_ago?: number | null;
+  readonly cluster?: { readonly leader: string | null; readonly replicas: ReadonlyArray<{ name: string; current: boolean; offline: boolean; lag: number }> } | null;
+  readonly consumers?: Readonly<Record<string, ConsumerLag>>;
+  readonly observe_error?: string;
+}

@@ -6,6 +6,7 @@ import type { NatsSpoolConfig } from '../../src/config/config.js';
 import { runCli } from '../../src/cli/commands.js';
 import { MothershipError } from '../../src/lib/errors.js';
 import type { SinkName } from '../../src/sinks/sink.js';
+import type { JetStreamFeed } from '../../src/spool/jetstream/feed.js';
 import { JetStreamSpool, type JetStreamSpoolOptions } from '../../src/spool/jetstream/spool.js';
 import { SINK_BITS } from '../../src/spool/spool.js';
 import type { SpoolRecord } from '../../src/spool/spool-reader.js';
@@ -14,7 +15,7 @@ import { silentLogger } from '../../src/telemetry/logger.js';
 import { waitUntil } from '../helpers/e2e.js';
 import { makeEvents } from '../helpers/events.js';
 import { tcpProxy } from '../helpers/database.js';
-import { deleteStream, NATS_URL, natsServerBinary, natsSkipReason, startNats, startNatsCluster, uniqueStream } from '../helpers/nats.js';
+import { deleteStream, NATS_URL, type ConsumerLag, natsServerBinary, natsSkipReason, startNats, startNatsCluster, uniqueStream } from '../helpers/nats.js';
 
 const skip = await natsSkipReason();
 const binary = natsServerBinary();
@@ -68,6 +69,23 @@ async function readAll(feed: SinkFeed, count: number, timeoutMs = 10_000): Promi
     out.push(r);
   }
   return out;
+}
+
+/** Batches the feed holds (fetched, not acknowledged). */
+const holding = (feed: SinkFeed): number => (feed as JetStreamFeed).holding;
+
+/**
+ * Six one-event batches in a fresh stream, all fetched by spool `a` (prefetch 8), the first of
+ * them read by its worker.
+ */
+async function sixFetchedOneRead(stream: string, firstEvent: number): Promise<{ a: JetStreamSpool; feed: SinkFeed; read: SpoolRecord }> {
+  const a = await openSpool(stream, { prefetch: 8 });
+  for (let i = 0; i < 6; i++) await a.append(makeEvents(firstEvent + i, 1));
+  const feed = a.feed('tsdb');
+  const [read] = await readAll(feed, 1);
+  assert.ok(read !== undefined);
+  await waitUntil(() => holding(feed) === 6, 5_000, 'all six fetched');
+  return { a, feed, read };
 }
 
 /** Records readable within `ms` (none expected: waits the whole time). */
@@ -190,7 +208,7 @@ describe('the spool on JetStream', { skip: skip ?? false, timeout: 120_000 }, ()
     const [first] = await readAll(a.feed('tsdb'), 1);
     assert.ok(first !== undefined);
     await new Promise((r) => setTimeout(r, 1_500));
-    const lag = a.healthView().consumers as { tsdb: { ack_pending: number; pending: number; held_here: number } };
+    const lag = a.healthView().consumers as Record<'tsdb', ConsumerLag>;
     assert.ok(lag.tsdb.ack_pending <= 5, `taken by this instance: ${lag.tsdb.ack_pending} (prefetch 4 + the one read)`);
     assert.equal(lag.tsdb.ack_pending, lag.tsdb.held_here, 'every batch taken is one this instance holds and keeps alive');
     const b = await openSpool(stream);
@@ -205,7 +223,6 @@ describe('the spool on JetStream', { skip: skip ?? false, timeout: 120_000 }, ()
     for (let i = 0; i < counts.length; i++) await a.append(makeEvents(50_000 + i * 5000, counts[i] as number));
     const feed = a.feed('tsdb');
     const reader = feed.reader();
-    const holding = (): number => (feed as unknown as { holding: number }).holding;
     const got: number[] = [];
     let most = 0;
     const signal = AbortSignal.timeout(20_000);
@@ -214,7 +231,7 @@ describe('the spool on JetStream', { skip: skip ?? false, timeout: 120_000 }, ()
       if (r === null) break;
       got.push(r.eventCount);
       await new Promise((resolve) => setTimeout(resolve, 20));
-      most = Math.max(most, holding());
+      most = Math.max(most, holding(feed));
       feed.ack(r.seq, r.eventCount, r.bytes);
     }
     assert.deepEqual(got, counts);
@@ -224,17 +241,12 @@ describe('the spool on JetStream', { skip: skip ?? false, timeout: 120_000 }, ()
 
   test('an instance whose sink fails hands back what it fetched and takes nothing new until its sink works again', T, async () => {
     const stream = uniqueStream();
-    const a = await openSpool(stream, { prefetch: 8 });
+    const { a, feed: aFeed, read: inSend } = await sixFetchedOneRead(stream, 6000);
     const b = await openSpool(stream, { prefetch: 8 });
-    for (let i = 0; i < 6; i++) await a.append(makeEvents(6000 + i, 1));
-    const aFeed = a.feed('tsdb');
-    const [inSend] = await readAll(aFeed, 1);
-    assert.ok(inSend !== undefined);
-    await waitUntil(() => (aFeed as unknown as { holding: number }).holding === 6, 5_000, 'a fetched all six');
     aFeed.setDelivering?.(false);
     const handedOn = await readAll(b.feed('tsdb'), 5, 10_000);
     assert.equal(handedOn.length, 5, 'b delivers the five a had not started');
-    assert.equal((aFeed as unknown as { holding: number }).holding, 1, 'a keeps only the batch in its send');
+    assert.equal(holding(aFeed), 1, 'a keeps only the batch in its send');
     for (let i = 0; i < 3; i++) await a.append(makeEvents(7000 + i, 1));
     assert.equal((await readAll(b.feed('tsdb'), 3, 10_000)).length, 3, 'new batches go to b while a\'s sink fails');
     aFeed.setDelivering?.(true);
@@ -248,12 +260,7 @@ describe('the spool on JetStream', { skip: skip ?? false, timeout: 120_000 }, ()
 
   test('stopping: the batches fetched ahead go back at once, the worker finishes only what it read', T, async () => {
     const stream = uniqueStream();
-    const a = await openSpool(stream, { prefetch: 8 });
-    for (let i = 0; i < 6; i++) await a.append(makeEvents(11_000 + i, 1));
-    const feed = a.feed('tsdb');
-    const [read] = await readAll(feed, 1);
-    assert.ok(read !== undefined);
-    await waitUntil(() => (feed as unknown as { holding: number }).holding === 6, 5_000, 'six fetched');
+    const { feed, read } = await sixFetchedOneRead(stream, 11_000);
     assert.equal(feed.stopTaking?.(), read.seq, 'the worker has only the batch it read to finish');
     const b = await openSpool(stream);
     assert.equal((await readAll(b.feed('tsdb'), 5, 10_000)).length, 5, 'another instance gets the five others at once');

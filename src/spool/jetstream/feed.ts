@@ -251,17 +251,16 @@ export class JetStreamFeed implements SinkFeed {
    * How many batches the next fetch asks for (0: wait for the worker first): the room left in
    * `prefetch`, and in `prefetchBytes` at the size of the largest recent batch or of the
    * stream's average one, whichever is larger (so the byte share holds as long as the batches
-   * ahead are not larger than both). Counted, not
-   * byte-limited: this client's byte-limited fetches end early against nats-server 2.9 ("heartbeats
-   * missed"). With nothing queued, one batch of any size is asked for, so a large one cannot
-   * stall the feed.
+   * ahead are not larger than both). Counted, not byte-limited: this client's byte-limited
+   * fetches end early against nats-server 2.9 ("heartbeats missed"). With nothing queued, one
+   * batch of any size is asked for, so a large one cannot stall the feed.
    */
   private fetchCount(): number {
     const room = this.options.prefetch - this.queue.length;
     if (room <= 0) return 0;
     // The stream's average too: the batches ahead may be larger than the last ones taken.
     const average = this.options.averageBytes();
-    const largest = this.recentSizes.length === 0 ? this.options.prefetchBytes : Math.max(...this.recentSizes, average);
+    const largest = Math.max(average, ...this.recentSizes);
     let fits = Math.min(room, Math.floor((this.options.prefetchBytes - this.queuedBytes) / Math.max(1, largest)));
     // Until the stream's average is known, a few small batches say little of those behind them:
     // the count grows with what has been seen.

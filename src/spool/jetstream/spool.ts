@@ -6,7 +6,7 @@ import type { IngestEvent } from '../../pipeline/event.js';
 import type { SinkName } from '../../sinks/sink.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { SINK_BITS } from '../spool.js';
-import type { AppendOptions, SinkBacklog, SinkFeed, SpoolStore } from '../store.js';
+import { nearlyFull, secondsToFree, type AppendOptions, type SinkBacklog, type SinkFeed, type SpoolStore } from '../store.js';
 import { connectNats, type ConnectionState } from './connection.js';
 import { JetStreamFeed } from './feed.js';
 import { batchMessages, EVENTS_HEADER, TARGETS_HEADER } from './message.js';
@@ -32,8 +32,6 @@ const DEFAULT_POLL_MS = 1_000;
 const DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024;
 /** A publish failure this recent makes /health say the spool refuses batches. */
 const RECENT_FAILURE_MS = 10_000;
-/** /health calls the stream full a little before it refuses for good (as the disk spool does). */
-const HEADROOM_BYTES = 1024 * 1024;
 /** What a node waits after a 503 while JetStream is unreachable or electing a leader. */
 const UNAVAILABLE_RETRY_SECONDS = 2;
 /** JetStream API codes of a stream or server out of room. */
@@ -54,6 +52,7 @@ interface Observed {
  */
 export class JetStreamSpool implements SpoolStore {
   readonly backend = 'jetstream';
+  readonly shared = true;
   private readonly feeds = new Map<SinkName, JetStreamFeed>();
   private observed: Observed | null = null;
   private pollError: string | null = null;
@@ -181,7 +180,7 @@ export class JetStreamSpool implements SpoolStore {
     if (this.lastFailure !== null && this.lastFailure.atMs > this.state.backAtMs && this.options.now() - this.lastFailure.atMs < RECENT_FAILURE_MS) {
       return `JetStream did not store the last batch: ${this.lastFailure.message}`;
     }
-    if (this.totalBytes + HEADROOM_BYTES > this.options.maxBytes) return 'spool full (the JetStream stream is at SPOOL_MAX_BYTES): sinks are behind; batches are refused with 503 until they catch up';
+    if (nearlyFull(this.totalBytes, this.options.maxBytes)) return 'spool full (the JetStream stream is at SPOOL_MAX_BYTES): sinks are behind; batches are refused with 503 until they catch up';
     return null;
   }
 
@@ -197,7 +196,7 @@ export class JetStreamSpool implements SpoolStore {
       bytes: this.totalBytes,
       max_bytes: this.options.maxBytes,
       messages: o?.stream.state.messages ?? 0,
-      full: this.totalBytes + HEADROOM_BYTES > this.options.maxBytes,
+      full: nearlyFull(this.totalBytes, this.options.maxBytes),
       cluster: cluster === undefined ? null : {
         leader: cluster.leader ?? null,
         replicas: (cluster.replicas ?? []).map((r) => ({ name: r.name, current: r.current, offline: r.offline === true, lag: r.lag ?? 0 })),
@@ -338,13 +337,9 @@ export class JetStreamSpool implements SpoolStore {
   }
 
   private fullRetryAfterSeconds(payloadBytes: number): number {
-    const stream = this.observed?.stream.state;
-    const bytesPer = stream !== undefined && stream.messages > 0 ? stream.bytes / stream.messages : payloadBytes;
-    const drainBytesPerSecond = this.drain.messagesPerSecond * bytesPer;
-    if (drainBytesPerSecond <= 0) return 30;
+    const bytesPer = this.averageBytes() || payloadBytes;
     // Room for this batch and a little more, so the retry finds space rather than the edge.
-    const needed = Math.max(payloadBytes, this.options.maxBytes / 100);
-    return Math.min(300, Math.max(1, Math.ceil(needed / drainBytesPerSecond)));
+    return secondsToFree(Math.max(payloadBytes, this.options.maxBytes / 100), this.drain.messagesPerSecond * bytesPer);
   }
 }
 
