@@ -391,6 +391,12 @@ describe('compose.cluster.yml', () => {
       assert.ok(monitor, `${node}: monitoring port (-m) for the healthcheck`);
       assert.match((s.healthcheck?.test ?? []).join(' '), new RegExp(`:${monitor}/healthz\\b`), `${node}: healthcheck on /healthz`);
       assert.equal(flag(args, '-p', '--port') ?? '4222', '4222', `${node}: clients on 4222`);
+      // Promise 1 (200 means durable) on one Docker host: every node fsyncs before it confirms.
+      const conf = flag(args, '-c', '--config');
+      assert.ok(conf, `${node}: a configuration file (-c)`);
+      const mount = volumesOf(s).find((v) => v.target === conf);
+      assert.ok(mount !== undefined && !mount.named, `${node}: ${conf} mounted from the repository`);
+      assert.match(readFileSync(path.resolve(ROOT, mount.source), 'utf8'), /^\s*sync_interval:\s*always\s*$/m, `${node}: JetStream fsyncs every write (sync_interval: always)`);
       assert.equal(s.ports, undefined, `${node}: not published (no authentication)`);
       assert.equal(s.restart, 'unless-stopped');
     }
