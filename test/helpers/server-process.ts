@@ -28,6 +28,11 @@ export async function startServer(env: Record<string, string>, timeoutMs = 60_00
     child.kill('SIGKILL');
   };
   process.once('exit', killOnExit);
+  // Nor may a server a failed test did not stop keep the test file's process alive (the runner
+  // would wait for it forever): the child and its pipes do not hold the event loop, and the
+  // server dies with the process. stop() holds it with its own timer while it waits.
+  child.unref();
+  for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => {
       process.off('exit', killOnExit);
